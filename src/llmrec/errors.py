@@ -1,0 +1,25 @@
+"""Errors meant for people: one line that names the file, column or row and what to do."""
+
+from __future__ import annotations
+
+#: Exit codes shared by every subcommand.
+EXIT_OK = 0
+EXIT_FAILURE = 1  # something broke that the user's input did not cause
+EXIT_BAD_INPUT = 2  # bad usage or bad data: the message says what to change
+
+
+class LlmrecError(Exception):
+    """A failure the user can fix; the CLI prints the message on one line and exits with `exit_code`."""
+
+    exit_code = EXIT_BAD_INPUT
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()) if "\n" in message else message)
+
+
+class InputError(LlmrecError):
+    """Bad usage or bad data (exit 2)."""
+
+
+class ModelError(LlmrecError):
+    """A model folder or hub id that cannot be used as asked (exit 2)."""

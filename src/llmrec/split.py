@@ -1,0 +1,86 @@
+"""Interactions → history + held-out, deterministically: leave-last-n per user, or temporal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .tables import parse_order
+
+STRATEGIES = ("leave-last", "temporal")
+
+
+def event_age(users: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: its age within the user (0 = latest; ties by file order) and the user's count."""
+    codes, _ = pd.factorize(users)
+    sort = np.lexsort((np.arange(len(order)), order, codes))
+    counts = np.bincount(codes)
+    ends = np.cumsum(counts)
+    age = np.empty(len(order), dtype=np.int64)
+    age[sort] = ends[codes[sort]] - 1 - np.arange(len(order))
+    return age, counts[codes]
+
+
+def leave_last_mask(users: np.ndarray, order: np.ndarray, n: int, min_history: int) -> np.ndarray:
+    """Hold out each user's `n` latest rows when at least `min_history` rows remain."""
+    if n < 1:
+        raise InputError(f"--n {n}: hold out at least 1 interaction per user")
+    age, count = event_age(users, order)
+    return (age < n) & (count - n >= min_history)
+
+
+def temporal_mask(users: np.ndarray, order: np.ndarray, cutoff: float, min_history: int) -> np.ndarray:
+    """Hold out rows at or after `cutoff` for users with at least `min_history` rows before it."""
+    after = order >= cutoff
+    before_counts = pd.Series(~after).groupby(users).transform("sum").to_numpy()
+    return after & (before_counts >= min_history)
+
+
+def fraction_cutoff(order: np.ndarray, fraction: float) -> float:
+    """The time from which about `fraction` of all rows lie at or after it."""
+    if not 0 < fraction < 1:
+        raise InputError(f"--fraction {fraction}: must be between 0 and 1")
+    return float(np.sort(order)[int(np.floor(len(order) * (1 - fraction)))])
+
+
+def split_frame(
+    frame: pd.DataFrame,
+    *,
+    path: str,
+    user_col: str = "user_id",
+    time_col: str | None = None,
+    strategy: str = "leave-last",
+    n: int = 1,
+    cutoff: str | None = None,
+    fraction: float | None = None,
+    min_history: int = 1,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split interactions into (history, heldout), keeping all columns and file order.
+
+    Temporal splits drop the held-out-period rows of users without enough earlier history,
+    so no future interaction leaks into the history.
+    """
+    if min_history < 0:
+        raise InputError(f"--min-history {min_history}: must be 0 or more")
+    time_col = time_col or ("timestamp" if "timestamp" in frame.columns else None)
+    if time_col and time_col not in frame.columns:
+        raise InputError(f"{path}: no column {time_col!r}; fix --time-col")
+    users = frame[user_col].to_numpy(dtype=object)
+    order = (parse_order(frame[time_col], path, time_col) if time_col
+             else np.arange(len(frame), dtype=np.float64))
+    if strategy == "leave-last":
+        held = leave_last_mask(users, order, n, min_history)
+        return frame[~held], frame[held]
+    if strategy != "temporal":
+        raise InputError(f"--strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    if not time_col:
+        raise InputError(f"{path}: a temporal split needs a time column; pass --time-col")
+    if (cutoff is None) == (fraction is None):
+        raise InputError("--strategy temporal needs exactly one of --cutoff DATE or --fraction F")
+    if cutoff is not None:
+        limit = float(parse_order(pd.Series([cutoff]), "--cutoff", "cutoff")[0])
+    else:
+        limit = fraction_cutoff(order, fraction)
+    held = temporal_mask(users, order, limit, min_history)
+    return frame[order < limit], frame[held]
