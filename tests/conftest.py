@@ -1,0 +1,130 @@
+"""Shared fixtures: tiny random BERT and GPT-2 model folders built offline, and data paths.
+
+The tiny models are real Hugging Face folders (config, safetensors weights, fast tokenizer
+saved with save_pretrained), so every test exercises the same loading code users hit.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_data"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quiet_transformers():
+    """transformers draws progress bars while saving the tiny models; keep test output clean."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def corpus() -> list[str]:
+    """Sentences to build the tiny tokenizers' vocabularies from (the sample catalog)."""
+    with open(SAMPLE / "items.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return [f"{r['title']}. {r['description']} {r['category']}" for r in rows] + [
+        "a b c d e f g h i j k l m n o p q r s t u v w x y z 0 1 2 3 4 5 6 7 8 9 . , ! ?"
+    ]
+
+
+def build_tiny_bert(folder: Path) -> Path:
+    """A 2-layer, 32-wide random BERT with a WordPiece tokenizer."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(corpus(), trainers.WordPieceTrainer(vocab_size=400,
+                                                                special_tokens=specials))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+    )
+    tokenizer = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                  cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+                                  model_max_length=128)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_gpt2(folder: Path) -> Path:
+    """A 2-layer, 32-wide random GPT-2 with a byte-level BPE tokenizer and no pad token."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2Config, GPT2Model, GPT2TokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(corpus(), trainers.BpeTrainer(
+        vocab_size=500, special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tokenizer = GPT2TokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>",
+                                  bos_token="<|endoftext|>", unk_token="<|endoftext|>",
+                                  model_max_length=128)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=tok.get_vocab_size(), n_embd=32, n_layer=2, n_head=2,
+                        n_positions=128, bos_token_id=0, eos_token_id=0)
+    GPT2Model(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory) -> Path:
+    return build_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
+
+
+@pytest.fixture(scope="session", params=["bert", "gpt2"])
+def tiny_model(request, tiny_bert, tiny_gpt2) -> Path:
+    """Each tiny model in turn: an encoder and a decoder."""
+    return tiny_bert if request.param == "bert" else tiny_gpt2
+
+
+@pytest.fixture(scope="session")
+def sample_items() -> Path:
+    return SAMPLE / "items.csv"
+
+
+@pytest.fixture(scope="session")
+def sample_interactions() -> Path:
+    return SAMPLE / "interactions.csv"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real datasets beside the repository; tests using them skip when absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
+
+
+def run_cli(*args: str, stdin: bytes | None = None, cwd: Path | None = None,
+            timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the real `llmrec` executable of this environment in a subprocess."""
+    exe = Path(sys.executable).with_name("llmrec")
+    return subprocess.run([str(exe), *map(str, args)], input=stdin, capture_output=True,
+                          cwd=cwd, timeout=timeout)
