@@ -320,11 +320,14 @@ def info(
 
 
 def _history_note(mapped) -> str:
-    note = (f"{mapped.unknown_events:,} history rows name {mapped.unknown_items:,} items not in "
-            "the item table (skipped)")
+    """What of the history could not be used, or that all of it was."""
+    notes = []
+    if mapped.unknown_events:
+        notes.append(f"{mapped.unknown_events:,} history rows name {mapped.unknown_items:,} items "
+                     "not in the item table (skipped)")
     if mapped.users_without_known:
-        note += f"; {mapped.users_without_known:,} users with no known item left out"
-    return note
+        notes.append(f"{mapped.users_without_known:,} users with no known item left out")
+    return "; ".join(notes) or "every history item found in the item table"
 
 
 def _split_list(text: str | None) -> list[str] | None:

@@ -1,0 +1,136 @@
+"""The encoder: loading, pooling, batching, decoders, and agreement with sentence-transformers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from llmrec.encoder import BUNDLED_NAME, Encoder, bundled_model_path, pool, resolve_model
+from llmrec.errors import ModelError
+
+TEXTS = [
+    "Aurora X12 Smartphone. A slim phone with a bright screen.",
+    "Phone case",
+    "Espresso machine with a steam wand for milk " * 20,
+    "x",
+    "Running shoes with a cushioned sole for long road runs.",
+]
+
+
+def test_mean_pooling_ignores_padding():
+    hidden = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    assert pool(hidden, mask, "mean").tolist() == [[2.0, 2.0]]
+
+
+def test_last_pooling_takes_last_real_token_and_cls_the_first():
+    hidden = torch.arange(12, dtype=torch.float32).reshape(2, 3, 2)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    assert pool(hidden, mask, "last").tolist() == [[2.0, 3.0], [10.0, 11.0]]
+    assert pool(hidden, mask, "cls").tolist() == [[0.0, 1.0], [6.0, 7.0]]
+
+
+def test_vectors_do_not_depend_on_batch_size_or_padding(tiny_model):
+    encoder = Encoder.load(str(tiny_model))
+    one_by_one = np.vstack([encoder.encode([t], batch_size=1) for t in TEXTS])
+    batched = encoder.encode(TEXTS, batch_size=3)
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+
+
+def test_vectors_come_back_in_input_order(tiny_model):
+    encoder = Encoder.load(str(tiny_model))
+    forward = encoder.encode(TEXTS, batch_size=2)
+    backward = encoder.encode(TEXTS[::-1], batch_size=2)
+    np.testing.assert_allclose(forward, backward[::-1], atol=1e-5)
+
+
+def test_normalize_gives_unit_vectors_and_can_be_switched_off(tiny_model):
+    encoder = Encoder.load(str(tiny_model))
+    unit = encoder.encode(TEXTS)
+    raw = encoder.encode(TEXTS, normalize=False)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+    np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), unit, atol=1e-5)
+
+
+def test_decoder_gets_eos_as_pad_and_is_loaded_without_lm_head(tiny_gpt2):
+    encoder = Encoder.load(str(tiny_gpt2))
+    assert encoder.tokenizer.pad_token == encoder.tokenizer.eos_token
+    assert type(encoder.model).__name__ == "GPT2Model"
+
+
+def test_poolings_differ_and_last_matches_manual_forward(tiny_gpt2):
+    vectors = {p: Encoder.load(str(tiny_gpt2), pooling=p).encode(TEXTS[:2], normalize=False)
+               for p in ("mean", "cls", "last")}
+    assert not np.allclose(vectors["mean"], vectors["last"])
+    encoder = Encoder.load(str(tiny_gpt2))
+    ids = encoder.tokenizer(TEXTS[1], return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        states = encoder.model(input_ids=ids).last_hidden_state[0]
+    np.testing.assert_allclose(vectors["last"][1], states[-1].numpy(), atol=1e-5)
+    np.testing.assert_allclose(vectors["mean"][1], states.mean(0).numpy(), atol=1e-5)
+
+
+def test_max_length_truncates(tiny_bert):
+    encoder = Encoder.load(str(tiny_bert), max_length=8)
+    assert max(map(len, encoder.tokenize(TEXTS))) == 8
+    assert encoder.max_length == 8
+
+
+def test_fingerprint_changes_with_the_weights(tiny_bert, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    copy = tmp_path / "changed"
+    shutil.copytree(tiny_bert, copy)
+    weights = load_file(copy / "model.safetensors")
+    name = next(iter(weights))
+    weights[name] = weights[name] + 1
+    save_file(weights, copy / "model.safetensors", metadata={"format": "pt"})
+    original = Encoder.load(str(tiny_bert)).fingerprint
+    assert Encoder.load(str(copy)).fingerprint != original
+    assert Encoder.load(str(tiny_bert)).fingerprint == original
+
+
+def test_pickle_weights_are_refused_unless_allowed(tiny_bert, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_bert, folder)
+    torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match="--allow-pickle"):
+        Encoder.load(str(folder))
+    assert Encoder.load(str(folder), allow_pickle=True).dim == 32
+
+
+def test_hub_ids_need_allow_download(monkeypatch):
+    with pytest.raises(ModelError, match="--allow-download"):
+        resolve_model("someone/some-model")
+    with pytest.raises(ModelError, match="not found"):
+        resolve_model("./no/such/folder")
+
+
+def test_bundled_model_is_the_default():
+    name, folder = resolve_model(None)
+    assert name == BUNDLED_NAME
+    assert (folder / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_bundled_model_matches_sentence_transformers(sample_items):
+    """Every vector has cosine >= 0.9999 with SentenceTransformer.encode(normalize_embeddings)."""
+    import pandas as pd
+    from sentence_transformers import SentenceTransformer
+
+    items = pd.read_csv(sample_items, dtype=str)
+    texts = (items["title"] + ". " + items["description"]).tolist() + TEXTS
+    ours = Encoder.load().encode(texts, batch_size=16)
+    reference = SentenceTransformer(str(bundled_model_path()), device="cpu").encode(
+        texts, normalize_embeddings=True, batch_size=32)
+    cosines = (ours * reference).sum(axis=1)
+    assert cosines.min() >= 0.9999, cosines.min()

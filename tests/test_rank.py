@@ -1,0 +1,120 @@
+"""rank: exact top-k with deterministic ties, seen-item exclusion, blocking, CSV output."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmrec.errors import InputError
+from llmrec.rank import Seen, block_rows, rank_blocks, top_k, write_rankings
+from llmrec.vectors import VectorTable, check_compatible
+
+
+def reference_top_k(scores: np.ndarray, k: int):
+    """Order every row by (score desc, column asc) with a plain stable sort."""
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, order, 1), order
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 30), st.integers(1, 35), st.integers(0, 2**31 - 1))
+def test_top_k_equals_stable_sort_even_with_many_ties(rows, cols, k, seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 4, size=(rows, cols)).astype(np.float32)  # ties everywhere
+    kk = min(k, cols)
+    values, columns = top_k(torch.from_numpy(scores), kk)
+    expected_values, expected_columns = reference_top_k(scores, kk)
+    np.testing.assert_array_equal(columns.numpy(), expected_columns)
+    np.testing.assert_array_equal(values.numpy(), expected_values)
+
+
+def table(kind, ids, vectors, fingerprint="f", dim=None):
+    vectors = np.asarray(vectors, dtype=np.float32)
+    meta = {"model": "m", "model_fingerprint": fingerprint, "dim": str(dim or vectors.shape[1])}
+    return VectorTable(kind, np.array(ids, dtype=object), vectors, meta)
+
+
+def ranking(users, items, k, seen=None, budget=None):
+    kwargs = {"seen": seen} if seen else {}
+    if budget:
+        kwargs["budget_bytes"] = budget
+    return pd.concat(rank_blocks(users, items, k, **kwargs), ignore_index=True)
+
+
+def random_tables(n_users=23, n_items=40, dim=6, seed=0):
+    rng = np.random.default_rng(seed)
+    users = table("users", [f"u{i:02d}" for i in range(n_users)], rng.normal(size=(n_users, dim)))
+    items = table("items", [f"i{i:02d}" for i in range(n_items)], rng.normal(size=(n_items, dim)))
+    return users, items
+
+
+def test_rankings_are_the_exact_top_k_by_dot_product():
+    users, items = random_tables()
+    result = ranking(users, items, 5)
+    scores = users.vectors @ items.vectors.T
+    for u, user in enumerate(users.ids):
+        rows = result[result.user_id == user]
+        assert rows["rank"].tolist() == [1, 2, 3, 4, 5]
+        assert rows.item_id.tolist() == [items.ids[j] for j in np.argsort(-scores[u])[:5]]
+        np.testing.assert_allclose(rows.score, np.sort(scores[u])[::-1][:5], rtol=1e-5)
+
+
+def test_block_size_does_not_change_the_result():
+    users, items = random_tables()
+    whole = ranking(users, items, 7)
+    assert block_rows(len(items), 8 * len(items)) == 1
+    one_user_blocks = ranking(users, items, 7, budget=8 * len(items))
+    pd.testing.assert_frame_equal(whole, one_user_blocks)
+
+
+def test_seen_items_are_excluded():
+    users, items = random_tables(n_users=3, n_items=5)
+    seen = Seen(np.array([0, 2, 2, 5]), np.array([0, 3, 0, 1, 2]))
+    result = ranking(users, items, 5, seen=seen)
+    assert set(result[result.user_id == "u00"].item_id) == {"i01", "i02", "i04"}
+    assert len(result[result.user_id == "u01"]) == 5
+    assert set(result[result.user_id == "u02"].item_id) == {"i03", "i04"}
+
+
+def test_k_larger_than_catalog_returns_every_item_once():
+    users, items = random_tables(n_users=2, n_items=4)
+    result = ranking(users, items, 50)
+    assert result.groupby("user_id").item_id.nunique().tolist() == [4, 4]
+
+
+def test_ties_break_by_item_id():
+    users = table("users", ["u"], [[1.0, 0.0]])
+    items = table("items", ["a", "b", "c", "d"], [[1, 0], [0, 1], [1, 0], [1, 0]])
+    assert ranking(users, items, 3).item_id.tolist() == ["a", "c", "d"]
+
+
+def test_k_must_be_positive():
+    users, items = random_tables(2, 3)
+    with pytest.raises(InputError):
+        next(rank_blocks(users, items, 0))
+
+
+def test_csv_has_header_and_fixed_score_precision():
+    users, items = random_tables(n_users=2, n_items=3)
+    buffer = io.StringIO()
+    rows = write_rankings(rank_blocks(users, items, 2), buffer)
+    lines = buffer.getvalue().splitlines()
+    assert rows == 4 and lines[0] == "user_id,rank,item_id,score"
+    assert all(len(line.split(",")[3].split(".")[1]) == 6 for line in lines[1:])
+
+
+def test_incompatible_tables_are_refused():
+    users, items = random_tables(2, 3)
+    other = table("items", ["x"], [[0.0] * 6], fingerprint="g")
+    with pytest.raises(InputError, match="different models"):
+        check_compatible(users, other, "u.parquet", "i.parquet")
+    narrow = table("items", ["x"], [[0.0] * 4])
+    with pytest.raises(InputError, match="different dimensions"):
+        check_compatible(users, narrow, "u.parquet", "i.parquet")
+    check_compatible(users, items, "u.parquet", "i.parquet")
