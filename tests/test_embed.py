@@ -38,9 +38,14 @@ def test_join_columns_skips_empty_values():
 
 
 def test_identical_texts_share_one_vector_and_ids_stay_strings(bert, tmp_path):
-    path = write_items(tmp_path / "items.csv", [
-        ("007", "Phone", "A phone"), ("7", "Phone", "A phone"), ("0100", "Kettle", "Boils water"),
-    ])
+    path = write_items(
+        tmp_path / "items.csv",
+        [
+            ("007", "Phone", "A phone"),
+            ("7", "Phone", "A phone"),
+            ("0100", "Kettle", "Boils water"),
+        ],
+    )
     calls = []
     table, stats = embed_items(path, bert, on_start=calls.append)
     assert table.ids.tolist() == ["007", "7", "0100"]
@@ -73,8 +78,9 @@ def test_written_table_round_trips_with_metadata(bert, tmp_path, sample_items):
 
 def test_truncated_texts_are_counted(tiny_bert, tmp_path):
     encoder = Encoder.load(str(tiny_bert), max_length=6)
-    path = write_items(tmp_path / "items.csv", [("a", "short", None),
-                                                 ("b", "a much longer title " * 5, None)])
+    path = write_items(
+        tmp_path / "items.csv", [("a", "short", None), ("b", "a much longer title " * 5, None)]
+    )
     _, stats = embed_items(path, encoder)
     assert stats.truncated == 1
 

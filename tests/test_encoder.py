@@ -61,8 +61,10 @@ def test_decoder_gets_eos_as_pad_and_is_loaded_without_lm_head(tiny_gpt2):
 
 
 def test_poolings_differ_and_last_matches_manual_forward(tiny_gpt2):
-    vectors = {p: Encoder.load(str(tiny_gpt2), pooling=p).encode(TEXTS[:2], normalize=False)
-               for p in ("mean", "cls", "last")}
+    vectors = {
+        p: Encoder.load(str(tiny_gpt2), pooling=p).encode(TEXTS[:2], normalize=False)
+        for p in ("mean", "cls", "last")
+    }
     assert not np.allclose(vectors["mean"], vectors["last"])
     encoder = Encoder.load(str(tiny_gpt2))
     ids = encoder.tokenizer(TEXTS[1], return_tensors="pt")["input_ids"]
@@ -131,6 +133,7 @@ def test_bundled_model_matches_sentence_transformers(sample_items):
     texts = (items["title"] + ". " + items["description"]).tolist() + TEXTS
     ours = Encoder.load().encode(texts, batch_size=16)
     reference = SentenceTransformer(str(bundled_model_path()), device="cpu").encode(
-        texts, normalize_embeddings=True, batch_size=32)
+        texts, normalize_embeddings=True, batch_size=32
+    )
     cosines = (ours * reference).sum(axis=1)
     assert cosines.min() >= 0.9999, cosines.min()

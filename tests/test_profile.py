@@ -14,8 +14,12 @@ ITEM_VECTORS = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]], dtype=np.f
 
 
 def items() -> VectorTable:
-    return VectorTable("items", np.array(["i0", "i1", "i2", "i3"], dtype=object), ITEM_VECTORS,
-                       {"model": "m", "model_fingerprint": "f", "pooling": "mean"})
+    return VectorTable(
+        "items",
+        np.array(["i0", "i1", "i2", "i3"], dtype=object),
+        ITEM_VECTORS,
+        {"model": "m", "model_fingerprint": "f", "pooling": "mean"},
+    )
 
 
 def history(rows) -> pd.DataFrame:
@@ -32,8 +36,9 @@ def test_mean_profile_is_the_normalised_mean_of_item_vectors():
 
 
 def test_decay_weights_halve_every_half_life_events():
-    np.testing.assert_allclose(event_weights(np.array([0, 1, 2, 4]), "decay", 2),
-                               [1, 2 ** -0.5, 0.5, 0.25])
+    np.testing.assert_allclose(
+        event_weights(np.array([0, 1, 2, 4]), "decay", 2), [1, 2**-0.5, 0.5, 0.25]
+    )
     with pytest.raises(InputError, match="--half-life"):
         event_weights(np.array([0]), "decay", None)
 
@@ -65,10 +70,16 @@ def test_vectorised_profiles_equal_a_per_user_loop():
     vectors = rng.normal(size=(30, 8)).astype(np.float32)
     table = VectorTable("items", np.array([f"i{j}" for j in range(30)], dtype=object), vectors)
     rows = [(f"u{rng.integers(12)}", f"i{rng.integers(30)}", float(t)) for t in range(300)]
-    users = build_profiles(map_history(history(rows), table.ids), table, strategy="decay",
-                           half_life=3, max_history=5, normalize=False)
+    users = build_profiles(
+        map_history(history(rows), table.ids),
+        table,
+        strategy="decay",
+        half_life=3,
+        max_history=5,
+        normalize=False,
+    )
     frame = history(rows)
-    for user, vector in zip(users.ids, users.vectors):
+    for user, vector in zip(users.ids, users.vectors, strict=True):
         events = frame[frame.user_id == user].sort_values("order").tail(5)
         weights = 0.5 ** (np.arange(len(events))[::-1] / 3)
         chosen = vectors[[int(i[1:]) for i in events.item_id]]
@@ -85,10 +96,18 @@ def test_seen_lists_items_per_requested_user():
 
 def test_profile_users_reads_iso_dates_and_custom_columns(tmp_path):
     path = tmp_path / "h.csv"
-    pd.DataFrame({"who": ["u", "u"], "what": ["i1", "i0"],
-                  "when": ["2024-01-02", "2024-01-01T10:00:00Z"]}).to_csv(path, index=False)
-    users, _ = profile_users(str(path), items(), user_col="who", item_col="what", time_col="when",
-                             strategy="decay", half_life=1)
+    pd.DataFrame(
+        {"who": ["u", "u"], "what": ["i1", "i0"], "when": ["2024-01-02", "2024-01-01T10:00:00Z"]}
+    ).to_csv(path, index=False)
+    users, _ = profile_users(
+        str(path),
+        items(),
+        user_col="who",
+        item_col="what",
+        time_col="when",
+        strategy="decay",
+        half_life=1,
+    )
     np.testing.assert_allclose(users.vectors[0], np.array([0.5, 1, 0]) / np.sqrt(1.25), atol=1e-6)
 
 

@@ -39,12 +39,17 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but er
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
 UserCol = Annotated[str, typer.Option(help="History column holding user ids.")]
 ItemCol = Annotated[str, typer.Option(help="History column holding item ids.")]
-TimeCol = Annotated[str | None, typer.Option(
-    help="History column giving the order: unix seconds, ISO dates or any number "
-         "[default: 'timestamp' if present, else file order].")]
+TimeCol = Annotated[
+    str | None,
+    typer.Option(
+        help="History column giving the order: unix seconds, ISO dates or any number "
+        "[default: 'timestamp' if present, else file order]."
+    ),
+]
 Strategy = Annotated[str, typer.Option(help="How history vectors are pooled: mean | decay.")]
-HalfLife = Annotated[float | None, typer.Option(
-    help="With --strategy decay: events after which a weight halves.")]
+HalfLife = Annotated[
+    float | None, typer.Option(help="With --strategy decay: events after which a weight halves.")
+]
 MaxHistory = Annotated[int | None, typer.Option(help="Use only each user's N most recent events.")]
 
 
@@ -74,8 +79,11 @@ def command(func: Callable) -> Callable:
             if debug:
                 raise
             detail = " ".join(str(exc).split())[:300]
-            stderr.print(f"llmrec {func.__name__}: internal error: {type(exc).__name__}: "
-                         f"{detail} (rerun with --debug for the traceback)", markup=False)
+            stderr.print(
+                f"llmrec {func.__name__}: internal error: {type(exc).__name__}: "
+                f"{detail} (rerun with --debug for the traceback)",
+                markup=False,
+            )
             raise typer.Exit(EXIT_FAILURE) from None
 
     return app.command(name=func.__name__)(wrapper)
@@ -84,9 +92,15 @@ def command(func: Callable) -> Callable:
 @contextlib.contextmanager
 def progress(quiet: bool) -> Iterator[Progress]:
     """A progress display on stderr, shown only on a terminal and never with --quiet."""
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeRemainingColumn(), console=stderr, transient=True,
-                   disable=quiet or not sys.stderr.isatty())
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+        disable=quiet or not sys.stderr.isatty(),
+    )
     with bar:
         yield bar
 
@@ -104,24 +118,47 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Turn item descriptions into recommendations: embed → profile → rank → evaluate."""
 
 
 @command
 def embed(
-    items: Annotated[str, typer.Argument(help="Item table: .csv .tsv .jsonl .parquet (.gz/.zst), or -.")],
-    output: Annotated[str, typer.Option("--output", "-o", help="Vector table to write (Parquet).")] = "items.parquet",
+    items: Annotated[
+        str, typer.Argument(help="Item table: .csv .tsv .jsonl .parquet (.gz/.zst), or -.")
+    ],
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Vector table to write (Parquet).")
+    ] = "items.parquet",
     id_col: Annotated[str, typer.Option(help="Column holding item ids.")] = "item_id",
-    text: Annotated[str | None, typer.Option(help="Text template over columns, e.g. '{title}. {description}'.")] = None,
-    text_cols: Annotated[str | None, typer.Option(help="Comma-separated text columns, joined with '. '.")] = None,
-    model: Annotated[str | None, typer.Option(help="Local Hugging Face model folder [default: bundled all-MiniLM-L6-v2].")] = None,
-    allow_download: Annotated[bool, typer.Option(help="Allow fetching --model from the Hugging Face hub.")] = False,
-    allow_pickle: Annotated[bool, typer.Option(help="Allow pickle (.bin) weights; only for folders you trust.")] = False,
-    pooling: Annotated[str | None, typer.Option(help="mean | cls | last [default: the model's, else mean].")] = None,
-    max_length: Annotated[int, typer.Option(help="Tokens per text; longer texts are truncated.")] = 256,
+    text: Annotated[
+        str | None, typer.Option(help="Text template over columns, e.g. '{title}. {description}'.")
+    ] = None,
+    text_cols: Annotated[
+        str | None, typer.Option(help="Comma-separated text columns, joined with '. '.")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Local Hugging Face model folder [default: bundled all-MiniLM-L6-v2]."),
+    ] = None,
+    allow_download: Annotated[
+        bool, typer.Option(help="Allow fetching --model from the Hugging Face hub.")
+    ] = False,
+    allow_pickle: Annotated[
+        bool, typer.Option(help="Allow pickle (.bin) weights; only for folders you trust.")
+    ] = False,
+    pooling: Annotated[
+        str | None, typer.Option(help="mean | cls | last [default: the model's, else mean].")
+    ] = None,
+    max_length: Annotated[
+        int, typer.Option(help="Tokens per text; longer texts are truncated.")
+    ] = 256,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
     normalize: Annotated[bool, typer.Option(help="L2-normalise vectors.")] = True,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda | mps.")] = "auto",
@@ -136,28 +173,46 @@ def embed(
     _check_choice("--device", device, DEVICES)
     _check_not_input(output, items)
     started = time.perf_counter()
-    encoder = Encoder.load(model, pooling=pooling, max_length=max_length, device=device,
-                           allow_download=allow_download, allow_pickle=allow_pickle)
+    encoder = Encoder.load(
+        model,
+        pooling=pooling,
+        max_length=max_length,
+        device=device,
+        allow_download=allow_download,
+        allow_pickle=allow_pickle,
+    )
     with progress(quiet) as bar:
         task = bar.add_task("embedding", total=None)
         table, stats = embed_items(
-            items, encoder, id_col=id_col, template=text,
-            text_cols=_split_list(text_cols), batch_size=batch_size, normalize=normalize,
+            items,
+            encoder,
+            id_col=id_col,
+            template=text,
+            text_cols=_split_list(text_cols),
+            batch_size=batch_size,
+            normalize=normalize,
             on_start=lambda n: bar.update(task, total=n),
             on_batch=lambda n: bar.advance(task, n),
         )
     write_vectors(table, output)
-    say(quiet, f"llmrec embed: {stats.rows:,} items ({stats.unique_texts:,} distinct texts, "
-               f"{stats.truncated:,} truncated at {encoder.max_length} tokens) → {output}, "
-               f"dim {table.dim}, {encoder.name} on {encoder.device}, "
-               f"{time.perf_counter() - started:.1f} s")
+    say(
+        quiet,
+        f"llmrec embed: {stats.rows:,} items ({stats.unique_texts:,} distinct texts, "
+        f"{stats.truncated:,} truncated at {encoder.max_length} tokens) → {output}, "
+        f"dim {table.dim}, {encoder.name} on {encoder.device}, "
+        f"{time.perf_counter() - started:.1f} s",
+    )
 
 
 @command
 def profile(
-    history: Annotated[str, typer.Argument(help="Interactions: user and item id per row (+ time).")],
+    history: Annotated[
+        str, typer.Argument(help="Interactions: user and item id per row (+ time).")
+    ],
     items: Annotated[str, typer.Option(help="Item vector table from 'llmrec embed'.")],
-    output: Annotated[str, typer.Option("--output", "-o", help="User vector table to write (Parquet).")] = "users.parquet",
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="User vector table to write (Parquet).")
+    ] = "users.parquet",
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
     time_col: TimeCol = None,
@@ -174,23 +229,43 @@ def profile(
     _check_not_input(output, history)
     started = time.perf_counter()
     item_table = read_vectors(items, "items")
-    users, mapped = profile_users(history, item_table, user_col=user_col, item_col=item_col,
-                                  time_col=time_col, strategy=strategy, half_life=half_life,
-                                  max_history=max_history)
+    users, mapped = profile_users(
+        history,
+        item_table,
+        user_col=user_col,
+        item_col=item_col,
+        time_col=time_col,
+        strategy=strategy,
+        half_life=half_life,
+        max_history=max_history,
+    )
     write_vectors(users, output)
-    say(quiet, f"llmrec profile: {len(users):,} users → {output}, "
-               f"{time.perf_counter() - started:.1f} s; {_history_note(mapped)}")
+    say(
+        quiet,
+        f"llmrec profile: {len(users):,} users → {output}, "
+        f"{time.perf_counter() - started:.1f} s; {_history_note(mapped)}",
+    )
 
 
 @command
 def rank(
     items: Annotated[str, typer.Option(help="Item vector table from 'llmrec embed'.")],
-    users: Annotated[str | None, typer.Option(help="User vector table from 'llmrec profile'.")] = None,
-    user_history: Annotated[str | None, typer.Option(
-        help="Interactions: profile users on the fly (or, with --users, only exclude seen items).")] = None,
+    users: Annotated[
+        str | None, typer.Option(help="User vector table from 'llmrec profile'.")
+    ] = None,
+    user_history: Annotated[
+        str | None,
+        typer.Option(
+            help="Interactions: profile users on the fly (or, with --users, only exclude seen items)."
+        ),
+    ] = None,
     k: Annotated[int, typer.Option("-k", help="Items per user.")] = 10,
-    output: Annotated[str, typer.Option("--output", "-o", help="Rankings CSV to write; - for stdout.")] = "rankings.csv",
-    include_seen: Annotated[bool, typer.Option(help="Keep items already in a user's history.")] = False,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="Rankings CSV to write; - for stdout.")
+    ] = "rankings.csv",
+    include_seen: Annotated[
+        bool, typer.Option(help="Keep items already in a user's history.")
+    ] = False,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
     time_col: TimeCol = None,
@@ -211,15 +286,27 @@ def rank(
     with progress(quiet) as bar:
         task = bar.add_task("ranking", total=None)
         result = rank_to_file(
-            items, output, k, users_path=users, history_path=user_history,
+            items,
+            output,
+            k,
+            users_path=users,
+            history_path=user_history,
             exclude_seen=not include_seen,
-            profile_options=dict(user_col=user_col, item_col=item_col, time_col=time_col,
-                                 strategy=strategy, half_life=half_life, max_history=max_history),
+            profile_options=dict(
+                user_col=user_col,
+                item_col=item_col,
+                time_col=time_col,
+                strategy=strategy,
+                half_life=half_life,
+                max_history=max_history,
+            ),
             on_start=lambda n: bar.update(task, total=n),
             on_block=lambda n: bar.advance(task, n),
         )
-    notes = [f"{result.users:,} users × {result.items:,} items → {result.rows:,} rows in "
-             f"{'stdout' if output == '-' else output}, {time.perf_counter() - started:.1f} s"]
+    notes = [
+        f"{result.users:,} users × {result.items:,} items → {result.rows:,} rows in "
+        f"{'stdout' if output == '-' else output}, {time.perf_counter() - started:.1f} s"
+    ]
     if k > result.items:
         notes.append(f"k={k} is more than the {result.items:,} items in the catalog")
     if result.history is not None:
@@ -232,9 +319,17 @@ def evaluate(
     rankings: Annotated[str, typer.Argument(help="Rankings CSV (user_id,rank,item_id[,score]).")],
     truth: Annotated[str, typer.Option(help="Held-out interactions (user_id,item_id).")],
     k: Annotated[str, typer.Option("-k", help="Cut-offs, comma-separated.")] = "5,10,20",
-    format: Annotated[str | None, typer.Option(
-        "--format", "-f", help="table | json | markdown [default: from -o's ending, else table].")] = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")] = None,
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table | json | markdown [default: from -o's ending, else table].",
+        ),
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
+    ] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -261,14 +356,22 @@ def evaluate(
 
 @command
 def split(
-    interactions: Annotated[str, typer.Argument(help="Interactions: user and item id per row (+ time).")],
+    interactions: Annotated[
+        str, typer.Argument(help="Interactions: user and item id per row (+ time).")
+    ],
     history_out: Annotated[str, typer.Option(help="Where to write the history part.")],
     heldout_out: Annotated[str, typer.Option(help="Where to write the held-out part.")],
     strategy: Annotated[str, typer.Option(help="leave-last | temporal.")] = "leave-last",
     n: Annotated[int, typer.Option(help="leave-last: interactions held out per user.")] = 1,
-    cutoff: Annotated[str | None, typer.Option(help="temporal: hold out from this date/time on.")] = None,
-    fraction: Annotated[float | None, typer.Option(help="temporal: hold out the latest fraction of rows.")] = None,
-    min_history: Annotated[int, typer.Option(help="Hold out only users keeping at least N history rows.")] = 1,
+    cutoff: Annotated[
+        str | None, typer.Option(help="temporal: hold out from this date/time on.")
+    ] = None,
+    fraction: Annotated[
+        float | None, typer.Option(help="temporal: hold out the latest fraction of rows.")
+    ] = None,
+    min_history: Annotated[
+        int, typer.Option(help="Hold out only users keeping at least N history rows.")
+    ] = 1,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
     time_col: TimeCol = None,
@@ -279,20 +382,37 @@ def split(
     from .split import split_frame
     from .tables import read_table, require_values, write_frame
 
-    frame = read_table(interactions, required=[user_col, item_col], what="interactions",
-                       hint="name it with --user-col / --item-col")
+    frame = read_table(
+        interactions,
+        required=[user_col, item_col],
+        what="interactions",
+        hint="name it with --user-col / --item-col",
+    )
     require_values(frame, user_col, interactions)
-    history, heldout = split_frame(frame, path=interactions, user_col=user_col, time_col=time_col,
-                                   strategy=strategy, n=n, cutoff=cutoff, fraction=fraction,
-                                   min_history=min_history)
+    history, heldout = split_frame(
+        frame,
+        path=interactions,
+        user_col=user_col,
+        time_col=time_col,
+        strategy=strategy,
+        n=n,
+        cutoff=cutoff,
+        fraction=fraction,
+        min_history=min_history,
+    )
     if heldout.empty:
-        raise LlmrecError(f"{interactions}: nothing was held out; lower --min-history or "
-                          "change --n / --cutoff / --fraction")
+        raise LlmrecError(
+            f"{interactions}: nothing was held out; lower --min-history or "
+            "change --n / --cutoff / --fraction"
+        )
     write_frame(history, history_out)
     write_frame(heldout, heldout_out)
-    say(quiet, f"llmrec split: {len(history):,} history rows → {history_out}, "
-               f"{len(heldout):,} held-out rows of {heldout[user_col].nunique():,} users → "
-               f"{heldout_out}")
+    say(
+        quiet,
+        f"llmrec split: {len(history):,} history rows → {history_out}, "
+        f"{len(heldout):,} held-out rows of {heldout[user_col].nunique():,} users → "
+        f"{heldout_out}",
+    )
 
 
 @command
@@ -312,8 +432,21 @@ def info(
         sys.stdout.write(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         return
     table = Table(title=file, show_header=False)
-    for key in ("kind", "rows", "dim", "model", "model_fingerprint", "pooling", "normalized",
-                "max_length", "template", "strategy", "half_life", "max_history", "version"):
+    for key in (
+        "kind",
+        "rows",
+        "dim",
+        "model",
+        "model_fingerprint",
+        "pooling",
+        "normalized",
+        "max_length",
+        "template",
+        "strategy",
+        "half_life",
+        "max_history",
+        "version",
+    ):
         if key in meta:
             table.add_row(key, meta[key])
     Console(highlight=False).print(table)
@@ -323,8 +456,10 @@ def _history_note(mapped) -> str:
     """What of the history could not be used, or that all of it was."""
     notes = []
     if mapped.unknown_events:
-        notes.append(f"{mapped.unknown_events:,} history rows name {mapped.unknown_items:,} items "
-                     "not in the item table (skipped)")
+        notes.append(
+            f"{mapped.unknown_events:,} history rows name {mapped.unknown_items:,} items "
+            "not in the item table (skipped)"
+        )
     if mapped.users_without_known:
         notes.append(f"{mapped.users_without_known:,} users with no known item left out")
     return "; ".join(notes) or "every history item found in the item table"

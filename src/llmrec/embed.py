@@ -39,11 +39,15 @@ def template_fields(template: str) -> list[str]:
         if name is None:
             continue
         if not name or spec or conversion:
-            raise InputError(f"--text {template!r}: use plain {{column}} fields "
-                             "(no positional fields, format specs or conversions)")
+            raise InputError(
+                f"--text {template!r}: use plain {{column}} fields "
+                "(no positional fields, format specs or conversions)"
+            )
         fields.append(name)
     if not fields:
-        raise InputError(f"--text {template!r}: names no column; write e.g. '{{title}}. {{description}}'")
+        raise InputError(
+            f"--text {template!r}: names no column; write e.g. '{{title}}. {{description}}'"
+        )
     return fields
 
 
@@ -67,8 +71,9 @@ def join_columns(frame: pd.DataFrame, columns: list[str], sep: str = ". ") -> pd
     return text
 
 
-def item_texts(frame: pd.DataFrame, path: str, id_col: str, template: str | None,
-               text_cols: list[str] | None) -> pd.Series:
+def item_texts(
+    frame: pd.DataFrame, path: str, id_col: str, template: str | None, text_cols: list[str] | None
+) -> pd.Series:
     """The text to embed for each item row, from a template or a list of columns."""
     if template and text_cols:
         raise InputError("give either --text or --text-cols, not both")
@@ -77,18 +82,24 @@ def item_texts(frame: pd.DataFrame, path: str, id_col: str, template: str | None
     else:
         columns = _text_columns(frame, text_cols)
         if not columns:
-            raise InputError(f"{path}: no 'title' or 'description' column; say which columns "
-                             "hold the text with --text '{name}. {details}' or --text-cols")
+            raise InputError(
+                f"{path}: no 'title' or 'description' column; say which columns "
+                "hold the text with --text '{name}. {details}' or --text-cols"
+            )
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        raise InputError(f"{path}: no column {missing[0]!r} (columns: {', '.join(frame.columns)}); "
-                         "fix --text / --text-cols")
+        raise InputError(
+            f"{path}: no column {missing[0]!r} (columns: {', '.join(frame.columns)}); "
+            "fix --text / --text-cols"
+        )
     texts = render_template(frame, template) if template else join_columns(frame, columns)
     empty = texts == ""
     if empty.any():
         row = int(empty.to_numpy().argmax())
-        raise InputError(f"{path}: row {row + 1} ({id_col} {frame[id_col].iloc[row]!r}) has no "
-                         f"text in {', '.join(columns)}; fill it in or drop the row")
+        raise InputError(
+            f"{path}: row {row + 1} ({id_col} {frame[id_col].iloc[row]!r}) has no "
+            f"text in {', '.join(columns)}; fill it in or drop the row"
+        )
     return texts
 
 
@@ -103,8 +114,10 @@ def check_unique_ids(ids: pd.Series, path: str, id_col: str) -> None:
         rows = np.flatnonzero(dup.to_numpy())
         first = ids.iloc[rows[0]]
         second = rows[ids.iloc[rows].to_numpy() == first][1]
-        raise InputError(f"{path}: {id_col} {first!r} appears twice (rows {rows[0] + 1} and "
-                         f"{second + 1}); item ids must be unique")
+        raise InputError(
+            f"{path}: {id_col} {first!r} appears twice (rows {rows[0] + 1} and "
+            f"{second + 1}); item ids must be unique"
+        )
 
 
 def text_hashes(texts: np.ndarray) -> np.ndarray:
@@ -129,8 +142,13 @@ def embed_items(
     `on_start(n_unique_texts)` and `on_batch(n_done)` report progress.
     """
     needed = template_fields(template) if template else (text_cols or [])
-    frame = read_table(path, required=[id_col], strings=needed or DEFAULT_TEXT_COLUMNS,
-                       what="item table", hint="pass --id-col NAME")
+    frame = read_table(
+        path,
+        required=[id_col],
+        strings=needed or DEFAULT_TEXT_COLUMNS,
+        what="item table",
+        hint="pass --id-col NAME",
+    )
     require_values(frame, id_col, path)
     check_unique_ids(frame[id_col], path, id_col)
     texts = item_texts(frame, path, id_col, template, text_cols)
@@ -140,8 +158,9 @@ def embed_items(
         on_start(len(unique_texts))
     tokens = encoder.tokenize(unique_texts)
     truncated = sum(len(t) >= encoder.max_length for t in tokens)
-    unique_vectors = encoder.encode_tokens(tokens, batch_size=batch_size, normalize=normalize,
-                                           on_batch=on_batch)
+    unique_vectors = encoder.encode_tokens(
+        tokens, batch_size=batch_size, normalize=normalize, on_batch=on_batch
+    )
     meta = {
         **encoder.metadata(),
         "normalized": str(normalize).lower(),

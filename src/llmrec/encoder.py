@@ -48,8 +48,10 @@ def resolve_model(spec: str | None, allow_download: bool = False) -> tuple[str, 
     if path.exists() or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise ModelError(f"{spec}: model folder not found")
     if not allow_download:
-        raise ModelError(f"model {spec!r} is not a local folder; pass --allow-download to fetch "
-                         "it from the Hugging Face hub, or give a local model folder")
+        raise ModelError(
+            f"model {spec!r} is not a local folder; pass --allow-download to fetch "
+            "it from the Hugging Face hub, or give a local model folder"
+        )
     return spec, _download(spec)
 
 
@@ -137,14 +139,23 @@ class Encoder:
         name, folder = resolve_model(model, allow_download)
         fingerprint = weights_fingerprint(folder)
         if not allow_pickle and not any(folder.glob("*.safetensors")):
-            raise ModelError(f"{folder}: weights are not in safetensors format; pass "
-                             "--allow-pickle only if you trust this folder")
+            raise ModelError(
+                f"{folder}: weights are not in safetensors format; pass "
+                "--allow-pickle only if you trust this folder"
+            )
         torch_device = pick_device(device)
         hf_model, tokenizer = _load_hf(folder, allow_pickle)
         hf_model.to(torch_device)
         limit = min(max_length, _position_limit(hf_model.config, tokenizer))
-        return cls(hf_model, tokenizer, name, fingerprint, pooling or default_pooling(folder),
-                   limit, torch_device)
+        return cls(
+            hf_model,
+            tokenizer,
+            name,
+            fingerprint,
+            pooling or default_pooling(folder),
+            limit,
+            torch_device,
+        )
 
     @property
     def dim(self) -> int:
@@ -152,14 +163,23 @@ class Encoder:
 
     def metadata(self) -> dict[str, str]:
         """The `llmrec.*` metadata describing vectors made by this encoder."""
-        return {"model": self.name, "model_fingerprint": self.fingerprint,
-                "pooling": self.pooling, "max_length": str(self.max_length)}
+        return {
+            "model": self.name,
+            "model_fingerprint": self.fingerprint,
+            "pooling": self.pooling,
+            "max_length": str(self.max_length),
+        }
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids of each text, truncated to max_length (special tokens included)."""
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length,
-                                 padding=False, return_attention_mask=False,
-                                 return_token_type_ids=False)
+        encoded = self.tokenizer(
+            list(texts),
+            truncation=True,
+            max_length=self.max_length,
+            padding=False,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )
         return encoded["input_ids"]
 
     def encode(self, texts: Sequence[str], **options) -> np.ndarray:
@@ -188,7 +208,7 @@ class Encoder:
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
-                rows = order[start:start + batch_size]
+                rows = order[start : start + batch_size]
                 input_ids, mask = _pad([ids[r] for r in rows], lengths[rows], self._pad_id)
                 input_ids = torch.from_numpy(input_ids).to(self.device)
                 mask = torch.from_numpy(mask).to(self.device)
@@ -230,7 +250,10 @@ def _pad(seqs: list[list[int]], lengths: np.ndarray, pad_id: int) -> tuple[np.nd
 
 
 def _position_limit(config, tokenizer) -> int:
-    limits = [getattr(config, "max_position_embeddings", None), getattr(config, "n_positions", None)]
+    limits = [
+        getattr(config, "max_position_embeddings", None),
+        getattr(config, "n_positions", None),
+    ]
     model_max = getattr(tokenizer, "model_max_length", None)
     if model_max and model_max < 1_000_000:
         limits.append(model_max)
@@ -246,8 +269,9 @@ def _load_hf(folder: Path, allow_pickle: bool):
     hf_logging.set_verbosity_error()
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
-        model = AutoModel.from_pretrained(folder, trust_remote_code=False,
-                                          use_safetensors=None if allow_pickle else True)
+        model = AutoModel.from_pretrained(
+            folder, trust_remote_code=False, use_safetensors=None if allow_pickle else True
+        )
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"{folder}: cannot load the model: {str(exc).splitlines()[0]}") from exc
     if tokenizer.pad_token is None:

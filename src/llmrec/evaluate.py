@@ -45,8 +45,12 @@ def parse_ks(text: str) -> list[int]:
 
 def read_rankings(path: str) -> pd.DataFrame:
     """Read a rankings file and order each user's list: by `rank`, else `score`, else file order."""
-    frame = read_table(path, required=["user_id", "item_id"], what="rankings",
-                       hint="rankings need user_id and item_id columns (as 'llmrec rank' writes)")
+    frame = read_table(
+        path,
+        required=["user_id", "item_id"],
+        what="rankings",
+        hint="rankings need user_id and item_id columns (as 'llmrec rank' writes)",
+    )
     frame = frame.assign(_row=np.arange(len(frame)))
     if "rank" in frame.columns:
         keys = ["user_id", "rank", "_row"]
@@ -65,8 +69,12 @@ def read_rankings(path: str) -> pd.DataFrame:
 
 def read_truth(path: str) -> pd.DataFrame:
     """Read held-out interactions as distinct (user_id, item_id) pairs."""
-    frame = read_table(path, required=["user_id", "item_id"], what="truth",
-                       hint="the truth file needs user_id and item_id columns")
+    frame = read_table(
+        path,
+        required=["user_id", "item_id"],
+        what="truth",
+        hint="the truth file needs user_id and item_id columns",
+    )
     return frame[["user_id", "item_id"]].dropna().drop_duplicates()
 
 
@@ -91,14 +99,20 @@ def hit_matrix(rankings: pd.DataFrame, truth: pd.DataFrame, depth: int):
 
 def _pairs_in(pairs: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
     """For each (user, item) row of `pairs`, whether it is in `truth`, by integer keys."""
-    users, user_codes = np.unique(np.concatenate([pairs["user_id"].to_numpy(dtype=str),
-                                                  truth["user_id"].to_numpy(dtype=str)]),
-                                  return_inverse=True)
-    items, item_codes = np.unique(np.concatenate([pairs["item_id"].to_numpy(dtype=str),
-                                                  truth["item_id"].to_numpy(dtype=str)]),
-                                  return_inverse=True)
+    users, user_codes = np.unique(
+        np.concatenate(
+            [pairs["user_id"].to_numpy(dtype=str), truth["user_id"].to_numpy(dtype=str)]
+        ),
+        return_inverse=True,
+    )
+    items, item_codes = np.unique(
+        np.concatenate(
+            [pairs["item_id"].to_numpy(dtype=str), truth["item_id"].to_numpy(dtype=str)]
+        ),
+        return_inverse=True,
+    )
     keys = user_codes.astype(np.int64) * len(items) + item_codes
-    return np.isin(keys[:len(pairs)], keys[len(pairs):])
+    return np.isin(keys[: len(pairs)], keys[len(pairs) :])
 
 
 def evaluate_frames(rankings: pd.DataFrame, truth: pd.DataFrame, ks: list[int]) -> Evaluation:

@@ -11,8 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 METRICS = ("precision", "recall", "ndcg", "map", "mrr", "hit_rate")
-DISPLAY_NAMES = {"precision": "Precision", "recall": "Recall", "ndcg": "NDCG", "map": "MAP",
-                 "mrr": "MRR", "hit_rate": "HitRate"}
+DISPLAY_NAMES = {
+    "precision": "Precision",
+    "recall": "Recall",
+    "ndcg": "NDCG",
+    "map": "MAP",
+    "mrr": "MRR",
+    "hit_rate": "HitRate",
+}
 
 
 def _top(hits: np.ndarray, k: int) -> np.ndarray:
@@ -61,5 +67,11 @@ def reciprocal_rank(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndar
     return np.where(top.any(axis=1), 1.0 / (first + 1), 0.0)
 
 
-FUNCTIONS = {"precision": precision, "recall": recall, "ndcg": ndcg,
-             "map": average_precision, "mrr": reciprocal_rank, "hit_rate": hit_rate}
+FUNCTIONS = {
+    "precision": precision,
+    "recall": recall,
+    "ndcg": ndcg,
+    "map": average_precision,
+    "mrr": reciprocal_rank,
+    "hit_rate": hit_rate,
+}

@@ -102,15 +102,19 @@ def build_profiles(
     if max_history is not None and max_history < 1:
         raise InputError(f"--max-history {max_history}: must be at least 1")
     if history.n_users == 0:
-        raise InputError("no user has an item that is in the item table; check that the history "
-                         "and the items use the same ids")
+        raise InputError(
+            "no user has an item that is in the item table; check that the history "
+            "and the items use the same ids"
+        )
     keep = history.age < max_history if max_history else np.ones(len(history.age), dtype=bool)
     users, cols, age = history.user_index[keep], history.item_index[keep], history.age[keep]
     weights = event_weights(age, strategy, half_life)
     counts = np.bincount(users, minlength=history.n_users)
     matrix = torch.sparse_coo_tensor(
-        torch.from_numpy(np.stack([users, cols])), torch.from_numpy(weights),
-        size=(history.n_users, len(items)), check_invariants=False,
+        torch.from_numpy(np.stack([users, cols])),
+        torch.from_numpy(weights),
+        size=(history.n_users, len(items)),
+        check_invariants=False,
     )
     sums = torch.sparse.mm(matrix, torch.from_numpy(items.vectors)).numpy()
     totals = np.bincount(users, weights=weights, minlength=history.n_users)
@@ -118,15 +122,19 @@ def build_profiles(
     if normalize:
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = vectors / np.maximum(norms, 1e-12)
-    meta = {key: items.meta[key] for key in ("model", "model_fingerprint", "pooling")
-            if key in items.meta}
+    meta = {
+        key: items.meta[key]
+        for key in ("model", "model_fingerprint", "pooling")
+        if key in items.meta
+    }
     meta.update(strategy=strategy, normalized=str(normalize).lower(), version=__version__)
     if strategy == "decay":
         meta["half_life"] = f"{half_life:g}"
     if max_history:
         meta["max_history"] = str(max_history)
-    return VectorTable("users", history.user_ids, vectors, meta,
-                       {"n_history": counts.astype(np.int32)})
+    return VectorTable(
+        "users", history.user_ids, vectors, meta, {"n_history": counts.astype(np.int32)}
+    )
 
 
 def profile_users(
@@ -142,12 +150,16 @@ def profile_users(
 ) -> tuple[VectorTable, History]:
     """Read a history file and build one vector per user from `items`; also return the mapping."""
     event_weights(np.zeros(0), strategy, half_life)  # reject bad options before reading
-    interactions = read_interactions(history_path, user_col=user_col, item_col=item_col,
-                                     time_col=time_col)
+    interactions = read_interactions(
+        history_path, user_col=user_col, item_col=item_col, time_col=time_col
+    )
     history = map_history(interactions, items.ids)
     if history.n_users == 0:
-        raise InputError(f"{history_path}: none of its {len(interactions):,} rows names an item "
-                         "of the item table; check --item-col and that both use the same ids")
-    users = build_profiles(history, items, strategy=strategy, half_life=half_life,
-                           max_history=max_history)
+        raise InputError(
+            f"{history_path}: none of its {len(interactions):,} rows names an item "
+            "of the item table; check --item-col and that both use the same ids"
+        )
+    users = build_profiles(
+        history, items, strategy=strategy, half_life=half_life, max_history=max_history
+    )
     return users, history

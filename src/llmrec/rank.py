@@ -82,7 +82,7 @@ def rank_blocks(
         scores = torch.from_numpy(users.vectors[start:stop]) @ item_matrix.T
         if seen is not None:
             lo, hi = seen.indptr[start], seen.indptr[stop]
-            rows = np.repeat(np.arange(stop - start), np.diff(seen.indptr[start:stop + 1]))
+            rows = np.repeat(np.arange(stop - start), np.diff(seen.indptr[start : stop + 1]))
             scores[torch.from_numpy(rows), torch.from_numpy(seen.indices[lo:hi])] = -torch.inf
         values, columns = top_k(scores, kk)
         yield _block_frame(users.ids[start:stop], items.ids, values.numpy(), columns.numpy())
@@ -90,17 +90,20 @@ def rank_blocks(
             on_block(stop - start)
 
 
-def _block_frame(user_ids: np.ndarray, item_ids: np.ndarray, values: np.ndarray,
-                 columns: np.ndarray) -> pd.DataFrame:
+def _block_frame(
+    user_ids: np.ndarray, item_ids: np.ndarray, values: np.ndarray, columns: np.ndarray
+) -> pd.DataFrame:
     """Flatten a block's top-k into ranking rows, dropping excluded (−inf) entries."""
     n_users, kk = values.shape
     valid = np.isfinite(values)
-    return pd.DataFrame({
-        "user_id": np.repeat(user_ids, kk)[valid.ravel()],
-        "rank": np.tile(np.arange(1, kk + 1), n_users)[valid.ravel()],
-        "item_id": item_ids[columns[valid]],
-        "score": values[valid],
-    })
+    return pd.DataFrame(
+        {
+            "user_id": np.repeat(user_ids, kk)[valid.ravel()],
+            "rank": np.tile(np.arange(1, kk + 1), n_users)[valid.ravel()],
+            "item_id": item_ids[columns[valid]],
+            "score": values[valid],
+        }
+    )
 
 
 def write_rankings(blocks: Iterator[pd.DataFrame], handle) -> int:
@@ -148,8 +151,13 @@ def rank_to_file(
         if history_path:
             options = profile_options or {}
             interactions = read_interactions(
-                history_path, **{key: options[key] for key in ("user_col", "item_col", "time_col")
-                                 if key in options})
+                history_path,
+                **{
+                    key: options[key]
+                    for key in ("user_col", "item_col", "time_col")
+                    if key in options
+                },
+            )
             history = map_history(interactions, items.ids)
     elif history_path:
         users, history = profile_users(history_path, items, **(profile_options or {}))
@@ -159,6 +167,8 @@ def rank_to_file(
     if on_start:
         on_start(len(users))
     with open_output(output) as handle:
-        rows = write_rankings(rank_blocks(users, items, k, seen=seen, budget_bytes=budget_bytes,
-                                          on_block=on_block), handle)
+        rows = write_rankings(
+            rank_blocks(users, items, k, seen=seen, budget_bytes=budget_bytes, on_block=on_block),
+            handle,
+        )
     return RankResult(len(users), len(items), rows, history)

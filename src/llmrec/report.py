@@ -12,9 +12,11 @@ from .evaluate import Evaluation
 from .metrics import DISPLAY_NAMES, METRICS
 
 FORMATS = ("table", "json", "markdown")
-CONVENTIONS = ("binary relevance; users in the truth but missing from the rankings score 0; "
-               "Precision@k divides by k; AP@k and Recall@k divide by |R|; "
-               "IDCG@k uses min(|R|, k) hits (as ranx and trec_eval)")
+CONVENTIONS = (
+    "binary relevance; users in the truth but missing from the rankings score 0; "
+    "Precision@k divides by k; AP@k and Recall@k divide by |R|; "
+    "IDCG@k uses min(|R|, k) hits (as ranx and trec_eval)"
+)
 
 
 def report_dict(result: Evaluation) -> dict:
@@ -37,15 +39,19 @@ def to_json(result: Evaluation) -> str:
 
 
 def accounting(result: Evaluation) -> str:
-    return (f"{result.users_evaluated:,} users evaluated; {result.users_missing:,} in the truth "
-            f"but missing from the rankings (scored 0); {result.users_ignored:,} ranked without "
-            "truth (ignored)")
+    return (
+        f"{result.users_evaluated:,} users evaluated; {result.users_missing:,} in the truth "
+        f"but missing from the rankings (scored 0); {result.users_ignored:,} ranked without "
+        "truth (ignored)"
+    )
 
 
 def to_markdown(result: Evaluation) -> str:
     summary = result.summary()
-    lines = ["| metric | " + " | ".join(f"@{k}" for k in result.ks) + " |",
-             "|---|" + "---:|" * len(result.ks)]
+    lines = [
+        "| metric | " + " | ".join(f"@{k}" for k in result.ks) + " |",
+        "|---|" + "---:|" * len(result.ks),
+    ]
     for name in METRICS:
         values = " | ".join(f"{summary[f'{name}@{k}']:.4f}" for k in result.ks)
         lines.append(f"| {DISPLAY_NAMES[name]} | {values} |")

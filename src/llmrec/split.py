@@ -30,7 +30,9 @@ def leave_last_mask(users: np.ndarray, order: np.ndarray, n: int, min_history: i
     return (age < n) & (count - n >= min_history)
 
 
-def temporal_mask(users: np.ndarray, order: np.ndarray, cutoff: float, min_history: int) -> np.ndarray:
+def temporal_mask(
+    users: np.ndarray, order: np.ndarray, cutoff: float, min_history: int
+) -> np.ndarray:
     """Hold out rows at or after `cutoff` for users with at least `min_history` rows before it."""
     after = order >= cutoff
     before_counts = pd.Series(~after).groupby(users).transform("sum").to_numpy()
@@ -67,8 +69,11 @@ def split_frame(
     if time_col and time_col not in frame.columns:
         raise InputError(f"{path}: no column {time_col!r}; fix --time-col")
     users = frame[user_col].to_numpy(dtype=object)
-    order = (parse_order(frame[time_col], path, time_col) if time_col
-             else np.arange(len(frame), dtype=np.float64))
+    order = (
+        parse_order(frame[time_col], path, time_col)
+        if time_col
+        else np.arange(len(frame), dtype=np.float64)
+    )
     if strategy == "leave-last":
         held = leave_last_mask(users, order, n, min_history)
         return frame[~held], frame[held]

@@ -27,8 +27,15 @@ from .errors import InputError
 
 STDIO = "-"
 _COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
-_FORMATS = {".csv": "csv", ".tsv": "tsv", ".txt": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
-            ".parquet": "parquet", ".pq": "parquet"}
+_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".txt": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 
 
 def table_format(path: str) -> tuple[str, str | None]:
@@ -59,13 +66,17 @@ def read_table(
     names = table.column_names
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise InputError(f"{_label(path)}: column name {dupes[0]!r} appears more than once; "
-                         "rename the columns so each is unique")
+        raise InputError(
+            f"{_label(path)}: column name {dupes[0]!r} appears more than once; "
+            "rename the columns so each is unique"
+        )
     for col in required:
         if col not in names:
             listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
-            raise InputError(f"{_label(path)}: no column {col!r} (columns: {listed})"
-                             + (f"; {hint}" if hint else ""))
+            raise InputError(
+                f"{_label(path)}: no column {col!r} (columns: {listed})"
+                + (f"; {hint}" if hint else "")
+            )
     if table.num_rows == 0:
         raise InputError(f"{_label(path)}: the {what} has no rows")
     table = _cast_to_string(table, [c for c in strings if c in names])
@@ -78,8 +89,9 @@ def require_values(frame: pd.DataFrame, column: str, path: str) -> None:
     empty = values.isna() | (values.str.strip() == "")
     if empty.any():
         row = int(empty.to_numpy().argmax()) + 1
-        raise InputError(f"{_label(path)}: row {row} has an empty {column!r}; "
-                         f"every row needs a {column}")
+        raise InputError(
+            f"{_label(path)}: row {row} has an empty {column!r}; every row needs a {column}"
+        )
 
 
 def _label(path: str) -> str:
@@ -114,7 +126,9 @@ def _read_arrow(path: str, strings: list[str], what: str) -> pa.Table:
     except InputError:
         raise
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError, ValueError) as exc:
-        raise InputError(f"{_label(path)}: cannot read as {fmt.upper()}: {_first_line(exc)}") from exc
+        raise InputError(
+            f"{_label(path)}: cannot read as {fmt.upper()}: {_first_line(exc)}"
+        ) from exc
 
 
 def _open_input(path: str, compression: str | None) -> BinaryIO | pa.NativeFile:
@@ -187,11 +201,13 @@ def write_frame(frame: pd.DataFrame, path: str) -> None:
         return
     with atomic_path(path) as tmp:
         if fmt == "jsonl":
-            frame.to_json(tmp, orient="records", lines=True, force_ascii=False,
-                          compression=compression)
+            frame.to_json(
+                tmp, orient="records", lines=True, force_ascii=False, compression=compression
+            )
         else:
-            frame.to_csv(tmp, index=False, sep="\t" if fmt == "tsv" else ",",
-                         compression=compression)
+            frame.to_csv(
+                tmp, index=False, sep="\t" if fmt == "tsv" else ",", compression=compression
+            )
 
 
 def read_interactions(
@@ -208,17 +224,26 @@ def read_interactions(
     `order` is a float sort key from `time_col`: unix seconds, ISO dates or any numeric order
     index. Without a time column (and no `timestamp` column), file order is the order.
     """
-    frame = read_table(path, required=[user_col, item_col, *extra], what=what,
-                       hint="name it with --user-col / --item-col")
+    frame = read_table(
+        path,
+        required=[user_col, item_col, *extra],
+        what=what,
+        hint="name it with --user-col / --item-col",
+    )
     if time_col and time_col not in frame.columns:
-        raise InputError(f"{_label(path)}: no column {time_col!r} (columns: "
-                         f"{', '.join(frame.columns)}); fix --time-col")
+        raise InputError(
+            f"{_label(path)}: no column {time_col!r} (columns: "
+            f"{', '.join(frame.columns)}); fix --time-col"
+        )
     time_col = time_col or ("timestamp" if "timestamp" in frame.columns else None)
     require_values(frame, user_col, path)
     require_values(frame, item_col, path)
     out = pd.DataFrame({"user_id": frame[user_col], "item_id": frame[item_col]})
-    out["order"] = (parse_order(frame[time_col], path, time_col) if time_col
-                    else np.arange(len(frame), dtype=np.float64))
+    out["order"] = (
+        parse_order(frame[time_col], path, time_col)
+        if time_col
+        else np.arange(len(frame), dtype=np.float64)
+    )
     for name in extra:
         out[name] = frame[name]
     return out
@@ -240,14 +265,18 @@ def parse_order(values: pd.Series, path: str, column: str) -> np.ndarray:
             bad = dates.isna() & text.notna()
             if bad.any():
                 row = int(bad.to_numpy().argmax())
-                raise InputError(f"{_label(path)}: row {row + 1}: {column!r} value "
-                                 f"{text.iloc[row]!r} is not a date, unix time or number")
+                raise InputError(
+                    f"{_label(path)}: row {row + 1}: {column!r} value "
+                    f"{text.iloc[row]!r} is not a date, unix time or number"
+                )
             keys = _datetime_seconds(dates)
     missing = np.isnan(keys)
     if missing.any():
         row = int(missing.argmax())
-        raise InputError(f"{_label(path)}: row {row + 1} has an empty {column!r}; "
-                         "fill it in or choose another --time-col")
+        raise InputError(
+            f"{_label(path)}: row {row + 1} has an empty {column!r}; "
+            "fill it in or choose another --time-col"
+        )
     return keys
 
 

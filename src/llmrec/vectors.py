@@ -44,8 +44,13 @@ class VectorTable:
         order = np.argsort(self.ids.astype(str), kind="stable")
         if np.array_equal(order, np.arange(len(order))):
             return self
-        return VectorTable(self.kind, self.ids[order], self.vectors[order], dict(self.meta),
-                           {k: v[order] for k, v in self.extra.items()})
+        return VectorTable(
+            self.kind,
+            self.ids[order],
+            self.vectors[order],
+            dict(self.meta),
+            {k: v[order] for k, v in self.extra.items()},
+        )
 
 
 def write_vectors(table: VectorTable, path: str) -> None:
@@ -69,9 +74,14 @@ def read_vectors(path: str, kind: str | None = None) -> VectorTable:
     meta = read_meta(path)
     found = meta.get("kind")
     if kind and found != kind:
-        raise InputError(f"{path}: holds {found} vectors, expected {kind} vectors"
-                         + (" (make it with 'llmrec embed')" if kind == "items"
-                            else " (make it with 'llmrec profile')"))
+        raise InputError(
+            f"{path}: holds {found} vectors, expected {kind} vectors"
+            + (
+                " (make it with 'llmrec embed')"
+                if kind == "items"
+                else " (make it with 'llmrec profile')"
+            )
+        )
     table = pq.read_table(path)
     id_col = ID_COLUMNS[found]
     if id_col not in table.column_names or "embedding" not in table.column_names:
@@ -88,10 +98,15 @@ def read_vectors(path: str, kind: str | None = None) -> VectorTable:
     ids = np.asarray(table.column(id_col).to_pylist(), dtype=object)
     if bad.any():
         row = int(bad.argmax())
-        raise InputError(f"{path}: row {row + 1} ({id_col} {ids[row]!r}) has NaN or infinite "
-                         "values; rebuild the table")
-    extra = {name: table.column(name).to_numpy() for name in table.column_names
-             if name not in (id_col, "embedding")}
+        raise InputError(
+            f"{path}: row {row + 1} ({id_col} {ids[row]!r}) has NaN or infinite "
+            "values; rebuild the table"
+        )
+    extra = {
+        name: table.column(name).to_numpy()
+        for name in table.column_names
+        if name not in (id_col, "embedding")
+    }
     return VectorTable(found, ids, vectors, meta, extra)
 
 
@@ -102,19 +117,27 @@ def read_meta(path: str) -> dict[str, str]:
     try:
         schema = pq.read_schema(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]}); "
-                         "vector tables come from 'llmrec embed' or 'llmrec profile'") from exc
+        raise InputError(
+            f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]}); "
+            "vector tables come from 'llmrec embed' or 'llmrec profile'"
+        ) from exc
     raw = schema.metadata or {}
-    meta = {k.decode()[len(META_PREFIX):]: v.decode() for k, v in raw.items()
-            if k.decode().startswith(META_PREFIX)}
+    meta = {
+        k.decode()[len(META_PREFIX) :]: v.decode()
+        for k, v in raw.items()
+        if k.decode().startswith(META_PREFIX)
+    }
     if meta.get("kind") not in ID_COLUMNS:
-        raise InputError(f"{path}: not an llmrec vector table (no llmrec metadata); "
-                         "make one with 'llmrec embed' or 'llmrec profile'")
+        raise InputError(
+            f"{path}: not an llmrec vector table (no llmrec metadata); "
+            "make one with 'llmrec embed' or 'llmrec profile'"
+        )
     return meta
 
 
-def check_compatible(users: VectorTable, items: VectorTable, users_path: str,
-                     items_path: str) -> None:
+def check_compatible(
+    users: VectorTable, items: VectorTable, users_path: str, items_path: str
+) -> None:
     """Refuse to score users against items made by another model or of another dimension."""
     for key, label in (("dim", "dimension"), ("model_fingerprint", "model")):
         u, i = users.meta.get(key), items.meta.get(key)

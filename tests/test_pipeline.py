@@ -1,0 +1,148 @@
+"""The whole pipeline through the command line: tiny models in-process, the real model and
+the real executable in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import run_cli
+from llmrec import __version__
+from llmrec.cli import app
+from llmrec.evaluate import evaluate_frames
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def split_files(tmp_path_factory, sample_interactions):
+    folder = tmp_path_factory.mktemp("split")
+    invoke(
+        "split",
+        sample_interactions,
+        "--history-out",
+        folder / "history.csv",
+        "--heldout-out",
+        folder / "heldout.csv",
+        "--quiet",
+    )
+    return folder / "history.csv", folder / "heldout.csv"
+
+
+def test_pipeline_runs_on_encoder_and_decoder_models(
+    tiny_model, sample_items, split_files, tmp_path
+):
+    history, heldout = split_files
+    items, users = tmp_path / "items.parquet", tmp_path / "users.parquet"
+    two_step, one_step = tmp_path / "two.csv", tmp_path / "one.csv"
+    invoke("embed", sample_items, "--model", tiny_model, "-o", items, "--quiet")
+    invoke("profile", history, "--items", items, "-o", users, "--quiet")
+    invoke(
+        "rank",
+        "--users",
+        users,
+        "--user-history",
+        history,
+        "--items",
+        items,
+        "-k",
+        10,
+        "-o",
+        two_step,
+        "--quiet",
+    )
+    invoke("rank", "--user-history", history, "--items", items, "-k", 10, "-o", one_step, "--quiet")
+    assert two_step.read_bytes() == one_step.read_bytes()
+    rankings = pd.read_csv(one_step, dtype={"user_id": str, "item_id": str})
+    assert list(rankings.columns) == ["user_id", "rank", "item_id", "score"]
+    assert rankings.groupby("user_id").size().eq(10).all()
+    seen = pd.read_csv(history, dtype=str)
+    overlap = rankings.merge(seen, on=["user_id", "item_id"])
+    assert overlap.empty, "items from the history must not be recommended"
+    report = json.loads(invoke("evaluate", one_step, "--truth", heldout, "-f", "json").stdout)
+    assert report["users"]["evaluated"] == 25
+    assert 0 <= report["metrics"]["ndcg@10"] <= 1
+
+
+def test_include_seen_keeps_history_items(tiny_bert, sample_items, split_files, tmp_path):
+    history, _ = split_files
+    items = tmp_path / "items.parquet"
+    invoke("embed", sample_items, "--model", tiny_bert, "-o", items, "--quiet")
+    invoke(
+        "rank",
+        "--user-history",
+        history,
+        "--items",
+        items,
+        "-k",
+        60,
+        "--include-seen",
+        "-o",
+        tmp_path / "all.csv",
+        "--quiet",
+    )
+    rankings = pd.read_csv(tmp_path / "all.csv", dtype=str)
+    assert rankings.groupby("user_id").size().eq(60).all()
+
+
+def test_info_describes_a_vector_table(tiny_gpt2, sample_items, tmp_path):
+    items = tmp_path / "items.parquet"
+    invoke("embed", sample_items, "--model", tiny_gpt2, "--pooling", "last", "-o", items, "--quiet")
+    meta = json.loads(invoke("info", items, "--format", "json").stdout)
+    assert meta["kind"] == "items" and meta["rows"] == "60" and meta["dim"] == "32"
+    assert meta["pooling"] == "last" and meta["model"] == str(tiny_gpt2)
+    assert "model_fingerprint" in meta and meta["version"] == __version__
+
+
+def test_version_and_module_entry_point():
+    assert invoke("--version").stdout.strip() == f"llmrec {__version__}"
+    module = subprocess.run(
+        [sys.executable, "-m", "llmrec", "--version"], capture_output=True, text=True, check=True
+    )
+    assert module.stdout.strip() == f"llmrec {__version__}"
+
+
+def random_ndcg(heldout: pd.DataFrame, items: list[str], seen: pd.DataFrame, seed: int) -> float:
+    """NDCG@10 of random unseen items per user, the floor a recommender must beat."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in sorted(heldout.user_id.unique()):
+        unseen = np.setdiff1d(items, seen.loc[seen.user_id == user, "item_id"])
+        rows += [(user, item) for item in rng.permutation(unseen)[:10]]
+    run = pd.DataFrame(rows, columns=["user_id", "item_id"])
+    return evaluate_frames(run, heldout, [10]).summary()["ndcg@10"]
+
+
+@pytest.mark.slow
+def test_real_executable_and_bundled_model_beat_random(sample_items, split_files, tmp_path):
+    history, heldout = split_files
+    items = tmp_path / "items.parquet"
+    embedded = run_cli("embed", sample_items, "--text", "{title}. {description}", "-o", items)
+    assert embedded.returncode == 0, embedded.stderr
+    assert embedded.stdout == b""
+    assert b"60 items" in embedded.stderr and len(embedded.stderr.splitlines()) == 1
+    ranked = run_cli("rank", "--user-history", history, "--items", items, "-k", "10", "-o", "-")
+    assert ranked.returncode == 0, ranked.stderr
+    lines = ranked.stdout.decode().splitlines()
+    assert lines[0] == "user_id,rank,item_id,score" and len(lines) == 251
+    rankings_path = tmp_path / "rankings.csv"
+    rankings_path.write_bytes(ranked.stdout)
+    evaluated = run_cli("evaluate", rankings_path, "--truth", heldout, "-f", "json", "-k", "10")
+    ndcg = json.loads(evaluated.stdout)["metrics"]["ndcg@10"]
+    truth = pd.read_csv(heldout, dtype=str)
+    catalog = pd.read_csv(sample_items, dtype=str).item_id.tolist()
+    seen = pd.read_csv(history, dtype=str)
+    floor = max(random_ndcg(truth, catalog, seen, seed) for seed in range(5))
+    assert ndcg > 2 * floor, (ndcg, floor)
