@@ -228,18 +228,23 @@ def profile(
 
     _check_not_input(output, history)
     started = time.perf_counter()
-    item_table = read_vectors(items, "items")
-    users, mapped = profile_users(
-        history,
-        item_table,
-        user_col=user_col,
-        item_col=item_col,
-        time_col=time_col,
-        strategy=strategy,
-        half_life=half_life,
-        max_history=max_history,
-    )
-    write_vectors(users, output)
+    with progress(quiet) as bar:
+        task = bar.add_task("profiling", total=3)
+        item_table = read_vectors(items, "items")
+        bar.advance(task)
+        users, mapped = profile_users(
+            history,
+            item_table,
+            user_col=user_col,
+            item_col=item_col,
+            time_col=time_col,
+            strategy=strategy,
+            half_life=half_life,
+            max_history=max_history,
+        )
+        bar.advance(task)
+        write_vectors(users, output)
+        bar.advance(task)
     say(
         quiet,
         f"llmrec profile: {len(users):,} users → {output}, "

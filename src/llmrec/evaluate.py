@@ -25,6 +25,7 @@ class Evaluation:
     users_evaluated: int
     users_missing: int  # in the truth, not in the rankings: scored 0
     users_ignored: int  # in the rankings, not in the truth
+    longest_list: int  # most items ranked for one user
     sources: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> dict[str, float]:
@@ -120,7 +121,8 @@ def evaluate_frames(rankings: pd.DataFrame, truth: pd.DataFrame, ks: list[int]) 
     users, hits, n_relevant, missing, ignored = hit_matrix(rankings, truth, max(ks))
     columns = {f"{name}@{k}": FUNCTIONS[name](hits, n_relevant, k) for name in METRICS for k in ks}
     per_user = pd.DataFrame(columns, index=pd.Index(users, name="user_id"))
-    return Evaluation(ks, per_user, len(users), missing, ignored)
+    longest = int(rankings.groupby("user_id").size().max()) if len(rankings) else 0
+    return Evaluation(ks, per_user, len(users), missing, ignored, longest)
 
 
 def evaluate_files(rankings_path: str, truth_path: str, ks: list[int]) -> Evaluation:

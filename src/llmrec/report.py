@@ -29,6 +29,7 @@ def report_dict(result: Evaluation) -> dict:
             "missing_from_rankings": result.users_missing,
             "ranked_without_truth": result.users_ignored,
         },
+        "longest_list": result.longest_list,
         "sources": result.sources,
         "conventions": CONVENTIONS,
     }
@@ -39,10 +40,17 @@ def to_json(result: Evaluation) -> str:
 
 
 def accounting(result: Evaluation) -> str:
+    """One sentence on which users were scored, and on lists shorter than the largest k."""
+    short = ""
+    if result.longest_list < max(result.ks):
+        short = (
+            f"; lists hold at most {result.longest_list} items, so metrics at larger k "
+            "count only those"
+        )
     return (
         f"{result.users_evaluated:,} users evaluated; {result.users_missing:,} in the truth "
         f"but missing from the rankings (scored 0); {result.users_ignored:,} ranked without "
-        "truth (ignored)"
+        f"truth (ignored){short}"
     )
 
 
