@@ -131,7 +131,10 @@ def main_options(
 @command
 def embed(
     items: Annotated[
-        str, typer.Argument(help="Item table: .csv .tsv .jsonl .parquet (.gz/.zst), or -.")
+        str,
+        typer.Argument(
+            metavar="ITEMS", help="Item table: .csv .tsv .jsonl .parquet (.gz/.zst), or -."
+        ),
     ],
     output: Annotated[
         str, typer.Option("--output", "-o", help="Vector table to write (Parquet).")
@@ -148,10 +151,14 @@ def embed(
         typer.Option(help="Local Hugging Face model folder [default: bundled all-MiniLM-L6-v2]."),
     ] = None,
     allow_download: Annotated[
-        bool, typer.Option(help="Allow fetching --model from the Hugging Face hub.")
+        bool,
+        typer.Option("--allow-download", help="Allow fetching --model from the Hugging Face hub."),
     ] = False,
     allow_pickle: Annotated[
-        bool, typer.Option(help="Allow pickle (.bin) weights; only for folders you trust.")
+        bool,
+        typer.Option(
+            "--allow-pickle", help="Allow pickle (.bin) weights; only for folders you trust."
+        ),
     ] = False,
     pooling: Annotated[
         str | None, typer.Option(help="mean | cls | last [default: the model's, else mean].")
@@ -207,7 +214,8 @@ def embed(
 @command
 def profile(
     history: Annotated[
-        str, typer.Argument(help="Interactions: user and item id per row (+ time).")
+        str,
+        typer.Argument(metavar="HISTORY", help="Interactions: user and item id per row (+ time)."),
     ],
     items: Annotated[str, typer.Option(help="Item vector table from 'llmrec embed'.")],
     output: Annotated[
@@ -269,7 +277,7 @@ def rank(
         str, typer.Option("--output", "-o", help="Rankings CSV to write; - for stdout.")
     ] = "rankings.csv",
     include_seen: Annotated[
-        bool, typer.Option(help="Keep items already in a user's history.")
+        bool, typer.Option("--include-seen", help="Keep items already in a user's history.")
     ] = False,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
@@ -321,7 +329,9 @@ def rank(
 
 @command
 def evaluate(
-    rankings: Annotated[str, typer.Argument(help="Rankings CSV (user_id,rank,item_id[,score]).")],
+    rankings: Annotated[
+        str, typer.Argument(metavar="RANKINGS", help="Rankings CSV (user_id,rank,item_id[,score]).")
+    ],
     truth: Annotated[str, typer.Option(help="Held-out interactions (user_id,item_id).")],
     k: Annotated[str, typer.Option("-k", help="Cut-offs, comma-separated.")] = "5,10,20",
     format: Annotated[
@@ -362,7 +372,10 @@ def evaluate(
 @command
 def split(
     interactions: Annotated[
-        str, typer.Argument(help="Interactions: user and item id per row (+ time).")
+        str,
+        typer.Argument(
+            metavar="INTERACTIONS", help="Interactions: user and item id per row (+ time)."
+        ),
     ],
     history_out: Annotated[str, typer.Option(help="Where to write the history part.")],
     heldout_out: Annotated[str, typer.Option(help="Where to write the held-out part.")],
@@ -422,7 +435,9 @@ def split(
 
 @command
 def info(
-    file: Annotated[str, typer.Argument(help="A vector table written by embed or profile.")],
+    file: Annotated[
+        str, typer.Argument(metavar="FILE", help="A vector table written by embed or profile.")
+    ],
     format: Annotated[str, typer.Option("--format", "-f", help="table | json.")] = "table",
     debug: Debug = False,
 ) -> None:
