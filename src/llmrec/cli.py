@@ -398,11 +398,12 @@ def split(
 ) -> None:
     """Split interactions into history and held-out files, deterministically."""
     from .split import split_frame
-    from .tables import read_table, require_values, write_frame
+    from .tables import ALL, read_table, require_values, write_frame
 
     frame = read_table(
         interactions,
         required=[user_col, item_col],
+        strings=ALL,
         what="interactions",
         hint="name it with --user-col / --item-col",
     )

@@ -272,7 +272,7 @@ def _load_hf(folder: Path, allow_pickle: bool):
         model = AutoModel.from_pretrained(
             folder, trust_remote_code=False, use_safetensors=None if allow_pickle else True
         )
-    except (OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # corrupt weights, bad config, missing files: all the folder's fault
         raise ModelError(f"{folder}: cannot load the model: {str(exc).splitlines()[0]}") from exc
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:

@@ -1,7 +1,11 @@
-"""Rankings × held-out truth → per-user metrics and their means, with explicit user accounting.
+"""Rankings × held-out truth → per-user metrics, their means, and the accounting of users.
 
-Users in the truth but absent from the rankings score 0 on every metric and are counted;
-users ranked but absent from the truth are ignored and counted; duplicate rows are dropped.
+Users in the truth but absent from a run score 0 on every metric and are counted; users
+ranked but absent from the truth are ignored and counted; duplicate (user, item) rows keep
+their best rank. Every run is scored on the same users: those of the truth.
+
+The work is vectorised end to end: ids are dictionary-encoded once by Arrow, each run becomes
+a (users × K) matrix of item codes, and metrics are functions of the hit matrix derived from it.
 """
 
 from __future__ import annotations
@@ -10,26 +14,34 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from . import beyond, stats
 from .errors import InputError
 from .metrics import FUNCTIONS, METRICS
-from .tables import read_table
+from .tables import read_arrow
 
 
 @dataclass
 class Evaluation:
-    """Per-user metric values and the accounting of which users were scored."""
+    """One run's per-user metric values and the accounting of which users were scored."""
 
     ks: list[int]
-    per_user: pd.DataFrame  # index user_id, columns "ndcg@10", ...
+    per_user: pd.DataFrame  # index user_id, columns "ndcg@10", ... (+ per-user beyond metrics)
     users_evaluated: int
     users_missing: int  # in the truth, not in the rankings: scored 0
     users_ignored: int  # in the rankings, not in the truth
     longest_list: int  # most items ranked for one user
     sources: dict[str, str] = field(default_factory=dict)
+    catalog: dict[str, float] = field(default_factory=dict)  # coverage@k, gini@k
+
+    @property
+    def name(self) -> str:
+        return self.sources.get("rankings", "run")
 
     def summary(self) -> dict[str, float]:
-        """Mean of every metric over the evaluated users."""
+        """Mean of every per-user metric over the evaluated users."""
         return {name: float(value) for name, value in self.per_user.mean().items()}
 
 
@@ -44,89 +56,267 @@ def parse_ks(text: str) -> list[int]:
     return ks
 
 
-def read_rankings(path: str) -> pd.DataFrame:
-    """Read a rankings file and order each user's list: by `rank`, else `score`, else file order."""
-    frame = read_table(
+def read_rankings(path: str) -> pa.Table:
+    """Read a rankings file: user_id, item_id, and rank or score if present."""
+    table = read_arrow(
         path,
         required=["user_id", "item_id"],
         what="rankings",
         hint="rankings need user_id and item_id columns (as 'llmrec rank' writes)",
     )
-    frame = frame.assign(_row=np.arange(len(frame)))
-    if "rank" in frame.columns:
-        keys = ["user_id", "rank", "_row"]
-        ascending = [True, True, True]
-    elif "score" in frame.columns:
-        keys = ["user_id", "score", "item_id"]
-        ascending = [True, False, True]
-    else:
-        keys, ascending = ["user_id", "_row"], [True, True]
-    for column in keys[1:2]:
-        if not pd.api.types.is_numeric_dtype(frame[column]):
-            raise InputError(f"{path}: column {column!r} must be numeric")
-    frame = frame.sort_values(keys, ascending=ascending, kind="stable")
-    return frame.drop_duplicates(["user_id", "item_id"])[["user_id", "item_id"]]
+    for column in ("rank", "score"):
+        if column in table.column_names and not pa.types.is_integer(table.column(column).type):
+            if not pa.types.is_floating(table.column(column).type):
+                raise InputError(f"{path}: column {column!r} must be numeric")
+    return table
 
 
-def read_truth(path: str) -> pd.DataFrame:
-    """Read held-out interactions as distinct (user_id, item_id) pairs."""
-    frame = read_table(
+def read_truth(path: str) -> pa.Table:
+    """Read held-out interactions; only user_id and item_id are used."""
+    return read_arrow(
         path,
         required=["user_id", "item_id"],
         what="truth",
         hint="the truth file needs user_id and item_id columns",
-    )
-    return frame[["user_id", "item_id"]].dropna().drop_duplicates()
+    ).select(["user_id", "item_id"])
 
 
-def hit_matrix(rankings: pd.DataFrame, truth: pd.DataFrame, depth: int):
-    """Build the (truth users × depth) hit matrix, |R| per user and the user accounting."""
-    truth_users, truth_codes = np.unique(truth["user_id"].to_numpy(dtype=str), return_inverse=True)
-    n_relevant = np.bincount(truth_codes, minlength=len(truth_users))
-    run_users = rankings["user_id"].to_numpy(dtype=str)
-    row = np.searchsorted(truth_users, run_users)
-    row = np.minimum(row, max(len(truth_users) - 1, 0))
-    in_truth = truth_users[row] == run_users if len(truth_users) else np.zeros(0, bool)
-    position = rankings.groupby("user_id", sort=False).cumcount().to_numpy()
-    keep = in_truth & (position < depth)
-    relevant = _pairs_in(rankings[keep], truth)
-    hits = np.zeros((len(truth_users), depth), dtype=np.int8)
-    hits[row[keep], position[keep]] = relevant
-    ranked = np.unique(run_users)
-    missing = len(truth_users) - int(np.isin(truth_users, ranked).sum())
-    ignored = len(ranked) - int(np.isin(ranked, truth_users).sum())
-    return truth_users, hits, n_relevant, missing, ignored
+def _arrow(frame: pd.DataFrame | pa.Table) -> pa.Table:
+    if isinstance(frame, pa.Table):
+        return frame
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for name in ("user_id", "item_id"):
+        i = table.column_names.index(name)
+        table = table.set_column(i, name, table.column(name).cast(pa.string()))
+    return table
 
 
-def _pairs_in(pairs: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
-    """For each (user, item) row of `pairs`, whether it is in `truth`, by integer keys."""
-    users, user_codes = np.unique(
-        np.concatenate(
-            [pairs["user_id"].to_numpy(dtype=str), truth["user_id"].to_numpy(dtype=str)]
-        ),
-        return_inverse=True,
-    )
-    items, item_codes = np.unique(
-        np.concatenate(
-            [pairs["item_id"].to_numpy(dtype=str), truth["item_id"].to_numpy(dtype=str)]
-        ),
-        return_inverse=True,
-    )
-    keys = user_codes.astype(np.int64) * len(items) + item_codes
-    return np.isin(keys[: len(pairs)], keys[len(pairs) :])
+@dataclass
+class Encoded:
+    """Ids of the truth and of every run as integer codes of shared dictionaries."""
+
+    user_names: np.ndarray  # code → user id
+    item_names: np.ndarray  # code → item id
+    truth_users: np.ndarray  # codes of the truth users, in user-id order
+    truth_pairs: np.ndarray  # int64 keys user * n_items + item of the distinct truth pairs
+    n_relevant: np.ndarray  # per truth user
+    runs: list[tuple[np.ndarray, np.ndarray, pa.Table]]  # (user codes, item codes, table)
 
 
-def evaluate_frames(rankings: pd.DataFrame, truth: pd.DataFrame, ks: list[int]) -> Evaluation:
-    """Score ordered rankings against truth pairs at every k in `ks`."""
-    users, hits, n_relevant, missing, ignored = hit_matrix(rankings, truth, max(ks))
-    columns = {f"{name}@{k}": FUNCTIONS[name](hits, n_relevant, k) for name in METRICS for k in ks}
-    per_user = pd.DataFrame(columns, index=pd.Index(users, name="user_id"))
-    longest = int(rankings.groupby("user_id").size().max()) if len(rankings) else 0
-    return Evaluation(ks, per_user, len(users), missing, ignored, longest)
+def encode(truth: pa.Table, runs: list[pa.Table]) -> Encoded:
+    """Dictionary-encode user and item ids across the truth and all runs at once."""
+    tables = [truth, *runs]
+    user_codes, user_names = _codes([t.column("user_id") for t in tables])
+    item_codes, item_names = _codes([t.column("item_id") for t in tables])
+    valid = (user_codes[0] >= 0) & (item_codes[0] >= 0)
+    n_items = max(len(item_names), 1)
+    keys = np.unique(user_codes[0][valid].astype(np.int64) * n_items + item_codes[0][valid])
+    users_of_pairs = keys // n_items
+    present = np.unique(users_of_pairs)
+    order = np.argsort(user_names[present], kind="stable")  # report users in id order
+    truth_users = present[order]
+    n_relevant = np.bincount(users_of_pairs, minlength=len(user_names))[truth_users]
+    runs_encoded = list(zip(user_codes[1:], item_codes[1:], runs, strict=True))
+    return Encoded(user_names, item_names, truth_users, keys, n_relevant, runs_encoded)
 
 
-def evaluate_files(rankings_path: str, truth_path: str, ks: list[int]) -> Evaluation:
-    """Read a rankings file and a truth file and evaluate them."""
-    result = evaluate_frames(read_rankings(rankings_path), read_truth(truth_path), ks)
-    result.sources = {"rankings": rankings_path, "truth": truth_path}
-    return result
+def _codes(columns: list[pa.ChunkedArray]) -> tuple[list[np.ndarray], np.ndarray]:
+    """Integer codes of several string columns over one shared dictionary."""
+    chunks = [chunk for column in columns for chunk in column.cast(pa.string()).chunks]
+    encoded = pa.chunked_array(chunks, pa.string()).dictionary_encode().combine_chunks()
+    codes = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64)
+    names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
+    bounds = np.cumsum([0, *(len(c) for c in columns)])
+    return [codes[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)], names
+
+
+def ordered_lists(
+    users: np.ndarray, items: np.ndarray, table: pa.Table, item_names: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Order a run's rows into lists: (user, item, position) with duplicates dropped.
+
+    Lists are ordered by `rank` when present, else by `score` descending with ties by item id,
+    else by file order. A duplicate (user, item) keeps its best position.
+    """
+    valid = (users >= 0) & (items >= 0)
+    rows = np.flatnonzero(valid)
+    users, items = users[valid], items[valid]
+    if "rank" in table.column_names:
+        keys = (rows, _numeric(table, "rank")[valid], users)
+    elif "score" in table.column_names:
+        item_order = np.argsort(np.argsort(item_names.astype(str), kind="stable"))
+        keys = (item_order[items], -_numeric(table, "score")[valid], users)
+    else:
+        keys = (rows, users)
+    if not _already_sorted(keys):
+        order = np.lexsort(keys)
+        users, items = users[order], items[order]
+    n_items = max(len(item_names), 1)
+    first = ~pd.Series(users.astype(np.int64) * n_items + items).duplicated().to_numpy()
+    users, items = users[first], items[first]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    lengths = np.diff(np.r_[starts, len(users)])
+    position = np.arange(len(users)) - np.repeat(starts, lengths)
+    return users, items, position
+
+
+def _numeric(table: pa.Table, column: str) -> np.ndarray:
+    values = table.column(column).to_numpy().astype(np.float64)
+    return np.where(np.isnan(values), np.inf, values)
+
+
+def _already_sorted(keys: tuple[np.ndarray, ...]) -> bool:
+    """Whether rows are already in np.lexsort order of `keys` (last key primary)."""
+    undecided = np.ones(max(len(keys[0]) - 1, 0), dtype=bool)
+    for key in reversed(keys):
+        step = np.diff(key)
+        if (step[undecided] < 0).any():
+            return False
+        undecided &= step == 0
+    return True
+
+
+def list_matrix(
+    users: np.ndarray, items: np.ndarray, position: np.ndarray, truth_users: np.ndarray,
+    n_user_codes: int, depth: int,
+) -> np.ndarray:
+    """(truth users × depth) matrix of item codes, −1 where a list is shorter or missing."""
+    row_of_user = np.full(n_user_codes, -1, dtype=np.int64)
+    row_of_user[truth_users] = np.arange(len(truth_users))
+    rows = row_of_user[users]
+    keep = (rows >= 0) & (position < depth)
+    lists = np.full((len(truth_users), depth), -1, dtype=np.int64)
+    lists[rows[keep], position[keep]] = items[keep]
+    return lists
+
+
+def hits_of(lists: np.ndarray, truth_users: np.ndarray, truth_pairs: np.ndarray,
+            n_items: int) -> np.ndarray:
+    """0/1 matrix: whether each listed item is in its user's truth."""
+    keys = truth_users[:, None].astype(np.int64) * n_items + lists
+    hits = pd.Index(truth_pairs).get_indexer(keys.ravel()) >= 0
+    return (hits.reshape(lists.shape) & (lists >= 0)).astype(np.int8)
+
+
+def evaluate_runs(
+    truth: pa.Table | pd.DataFrame,
+    runs: list[pa.Table | pd.DataFrame],
+    ks: list[int],
+    *,
+    names: list[str] | None = None,
+    context: beyond.Context | None = None,
+) -> list[Evaluation]:
+    """Score every run against the same truth at every k in `ks`."""
+    encoded = encode(_arrow(truth), [_arrow(r) for r in runs])
+    names = names or [f"run{i + 1}" for i in range(len(runs))]
+    depth = max(ks)
+    n_items = max(len(encoded.item_names), 1)
+    index = pd.Index(encoded.user_names[encoded.truth_users], name="user_id")
+    results = []
+    for name, (users, items, table) in zip(names, encoded.runs, strict=True):
+        users, items, position = ordered_lists(users, items, table, encoded.item_names)
+        lists = list_matrix(users, items, position, encoded.truth_users,
+                            len(encoded.user_names), depth)
+        hits = hits_of(lists, encoded.truth_users, encoded.truth_pairs, n_items)
+        columns = {
+            f"{metric}@{k}": FUNCTIONS[metric](hits, encoded.n_relevant, k)
+            for metric in METRICS for k in ks
+        }
+        catalog = {}
+        if context is not None:
+            per_user, catalog = context.measure(lists, encoded.item_names, ks)
+            columns.update(per_user)
+        ranked = np.zeros(len(encoded.user_names), dtype=bool)
+        ranked[users] = True
+        in_truth = np.zeros(len(encoded.user_names), dtype=bool)
+        in_truth[encoded.truth_users] = True
+        lengths = np.bincount(users) if len(users) else np.zeros(1, dtype=np.int64)
+        results.append(Evaluation(
+            ks=ks,
+            per_user=pd.DataFrame(columns, index=index),
+            users_evaluated=len(encoded.truth_users),
+            users_missing=int((in_truth & ~ranked).sum()),
+            users_ignored=int((ranked & ~in_truth).sum()),
+            longest_list=int(lengths.max()),
+            sources={"rankings": name},
+            catalog=catalog,
+        ))
+    return results
+
+
+def evaluate_frames(rankings: pd.DataFrame | pa.Table, truth: pd.DataFrame | pa.Table,
+                    ks: list[int]) -> Evaluation:
+    """Score one run against the truth (see evaluate_runs)."""
+    return evaluate_runs(truth, [rankings], ks)[0]
+
+
+def evaluate_files(
+    rankings_paths: str | list[str],
+    truth_path: str,
+    ks: list[int],
+    *,
+    context: beyond.Context | None = None,
+) -> list[Evaluation] | Evaluation:
+    """Read runs and a truth file and evaluate them; one path in, one Evaluation out."""
+    single = isinstance(rankings_paths, str)
+    paths = [rankings_paths] if single else list(rankings_paths)
+    runs = [read_rankings(path) for path in paths]
+    results = evaluate_runs(read_truth(truth_path), runs, ks, names=paths, context=context)
+    for result in results:
+        result.sources["truth"] = truth_path
+    return results[0] if single else results
+
+
+@dataclass
+class Comparison:
+    """A run against the reference run, over the same users, per metric column."""
+
+    run: str
+    reference: str
+    columns: list[str]
+    test: stats.PairedTest
+
+
+@dataclass
+class Report:
+    """Every run's evaluation, with bootstrap intervals and comparisons when asked for."""
+
+    runs: list[Evaluation]
+    intervals: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    comparisons: list[Comparison] = field(default_factory=list)
+    resamples: int = 0
+
+    @property
+    def ks(self) -> list[int]:
+        return self.runs[0].ks
+
+
+def build_report(
+    runs: list[Evaluation], *, ci: bool = False, resamples: int = 1000, seed: int = 0
+) -> Report:
+    """Add 95% bootstrap intervals (if `ci`) and paired tests of each run against the first."""
+    report = Report(runs, resamples=resamples if ci else 0)
+    if ci:
+        if resamples < 1:
+            raise InputError(f"--bootstrap {resamples}: must be at least 1")
+        for run in runs:
+            lows, highs = stats.bootstrap_ci(run.per_user.to_numpy(), resamples=resamples,
+                                             seed=seed)
+            report.intervals[run.name] = {
+                column: (float(lo), float(hi))
+                for column, lo, hi in zip(run.per_user.columns, lows, highs, strict=True)
+            }
+    reference = runs[0]
+    for run in runs[1:]:
+        columns = [c for c in reference.per_user.columns if c in run.per_user.columns]
+        test = stats.paired_tests(reference.per_user[columns].to_numpy(),
+                                  run.per_user[columns].to_numpy(), seed=seed)
+        report.comparisons.append(Comparison(run.name, reference.name, columns, test))
+    return report
+
+
+def per_user_frame(runs: list[Evaluation]) -> pd.DataFrame:
+    """All runs' per-user values in one long table: run, user_id, one column per metric."""
+    frames = [run.per_user.reset_index().assign(run=run.name) for run in runs]
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[["run", "user_id", *[c for c in frame.columns if c not in ("run", "user_id")]]]

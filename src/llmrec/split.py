@@ -40,10 +40,13 @@ def temporal_mask(
 
 
 def fraction_cutoff(order: np.ndarray, fraction: float) -> float:
-    """The time from which about `fraction` of all rows lie at or after it."""
+    """The time from which the latest round(fraction · rows) rows lie (more if times tie)."""
     if not 0 < fraction < 1:
         raise InputError(f"--fraction {fraction}: must be between 0 and 1")
-    return float(np.sort(order)[int(np.floor(len(order) * (1 - fraction)))])
+    held = int(round(len(order) * fraction))
+    if held == 0:
+        raise InputError(f"--fraction {fraction}: holds out no row of {len(order)}; raise it")
+    return float(np.sort(order)[len(order) - held])
 
 
 def split_frame(

@@ -12,9 +12,8 @@ import io
 import os
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -26,6 +25,7 @@ import pyarrow.parquet as pq
 from .errors import InputError
 
 STDIO = "-"
+ALL = "*"  # strings=ALL reads every CSV column as text, so values are copied unchanged
 _COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 _FORMATS = {
     ".csv": "csv",
@@ -56,12 +56,25 @@ def read_table(
     what: str = "table",
     hint: str = "",
 ) -> pd.DataFrame:
-    """Read a table file into a DataFrame, with `strings` columns kept as text.
+    """Read a table file into a DataFrame, with `strings` columns kept as text (see read_arrow)."""
+    table = read_arrow(path, required=required, strings=strings, what=what, hint=hint)
+    return table.to_pandas(types_mapper=_string_mapper)
+
+
+def read_arrow(
+    path: str,
+    *,
+    required: Iterable[str] = (),
+    strings: Iterable[str] = (),
+    what: str = "table",
+    hint: str = "",
+) -> pa.Table:
+    """Read a table file into Arrow, with `required` and `strings` columns as text.
 
     Raises InputError naming the file when it is missing, unreadable, empty, has duplicate
     column names, or lacks one of the `required` columns (`hint` says which option to use).
     """
-    strings = list(dict.fromkeys([*required, *strings]))
+    strings = ALL if strings == ALL else list(dict.fromkeys([*required, *strings]))
     table = _read_arrow(path, strings, what)
     names = table.column_names
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -79,8 +92,7 @@ def read_table(
             )
     if table.num_rows == 0:
         raise InputError(f"{_label(path)}: the {what} has no rows")
-    table = _cast_to_string(table, [c for c in strings if c in names])
-    return table.to_pandas(types_mapper=_string_mapper)
+    return _cast_to_string(table, [c for c in (names if strings == ALL else strings) if c in names])
 
 
 def require_values(frame: pd.DataFrame, column: str, path: str) -> None:
@@ -104,7 +116,7 @@ def _string_mapper(dtype: pa.DataType):
     return None
 
 
-def _read_arrow(path: str, strings: list[str], what: str) -> pa.Table:
+def _read_arrow(path: str, strings: list[str] | str, what: str) -> pa.Table:
     fmt, compression = table_format(path)
     if path != STDIO and not os.path.isfile(path):
         kind = "a folder, not a file" if os.path.isdir(path) else "not found"
@@ -112,12 +124,15 @@ def _read_arrow(path: str, strings: list[str], what: str) -> pa.Table:
     try:
         if fmt == "parquet":
             return pq.read_table(sys.stdin.buffer if path == STDIO else path)
-        source = _open_input(path, compression)
+        open_source = _input_opener(path, compression)
         if fmt == "jsonl":
-            return pajson.read_json(source)
+            return pajson.read_json(open_source())
+        parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
+        if strings == ALL:
+            strings = pacsv.open_csv(open_source(), parse_options=parse).schema.names
         return pacsv.read_csv(
-            source,
-            parse_options=pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ","),
+            open_source(),
+            parse_options=parse,
             convert_options=pacsv.ConvertOptions(
                 column_types={c: pa.string() for c in strings},
                 strings_can_be_null=True,
@@ -131,11 +146,12 @@ def _read_arrow(path: str, strings: list[str], what: str) -> pa.Table:
         ) from exc
 
 
-def _open_input(path: str, compression: str | None) -> BinaryIO | pa.NativeFile:
+def _input_opener(path: str, compression: str | None) -> Callable[[], pa.NativeFile]:
+    """A function opening the input afresh each call; stdin is read once and kept."""
     if path == STDIO:
-        data = sys.stdin.buffer.read()
-        return pa.input_stream(pa.BufferReader(data), compression=compression)
-    return pa.input_stream(path, compression=compression)
+        data = pa.py_buffer(sys.stdin.buffer.read())
+        return lambda: pa.input_stream(pa.BufferReader(data), compression=compression)
+    return lambda: pa.input_stream(path, compression=compression)
 
 
 def _first_line(exc: BaseException) -> str:
