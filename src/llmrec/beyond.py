@@ -46,8 +46,9 @@ def list_mean(values: np.ndarray, lists: np.ndarray, k: int) -> np.ndarray:
         return np.where(counts > 0, sums / counts, np.nan)
 
 
-def intra_list_diversity(lists: np.ndarray, rows: np.ndarray, vectors: np.ndarray,
-                         k: int) -> np.ndarray:
+def intra_list_diversity(
+    lists: np.ndarray, rows: np.ndarray, vectors: np.ndarray, k: int
+) -> np.ndarray:
     """ILD@k = 1 − mean pairwise cosine of the list's items (NaN with fewer than 2 known items).
 
     Uses Σ_{a<b} x_a·x_b = (‖Σx‖² − Σ‖x‖²) / 2 over unit vectors, in blocks of users.
@@ -58,14 +59,14 @@ def intra_list_diversity(lists: np.ndarray, rows: np.ndarray, vectors: np.ndarra
     out = np.full(len(top), np.nan)
     step = max(1, BLOCK_BYTES // (max(k, 1) * unit.shape[1] * 4))
     for start in range(0, len(top), step):
-        block = vector_rows[start:start + step]
+        block = vector_rows[start : start + step]
         known = block >= 0
         x = unit[np.maximum(block, 0)] * known[..., None]
         m = known.sum(axis=1)
         pair_sum = ((x.sum(axis=1) ** 2).sum(axis=1) - m) / 2
         pairs = m * (m - 1) / 2
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[start:start + step] = np.where(m >= 2, 1 - pair_sum / pairs, np.nan)
+            out[start : start + step] = np.where(m >= 2, 1 - pair_sum / pairs, np.nan)
     return out
 
 
@@ -95,8 +96,9 @@ class Context:
             raise InputError("the catalog for beyond-accuracy measures is empty")
         return cls(catalog, popularity, n_users, items)
 
-    def measure(self, lists: np.ndarray, item_names: np.ndarray,
-                ks: list[int]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    def measure(
+        self, lists: np.ndarray, item_names: np.ndarray, ks: list[int]
+    ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
         """Per-user and catalog measures at each k for a (users × K) matrix of item codes."""
         per_user: dict[str, np.ndarray] = {}
         catalog: dict[str, float] = {}

@@ -23,9 +23,41 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from . import __version__
-from .errors import EXIT_FAILURE, LlmrecError
+from .errors import EXIT_BAD_INPUT, EXIT_FAILURE, LlmrecError
+
+try:  # recent typer ships its own copy of click, whose exceptions its parser raises
+    from typer._click import exceptions as click_errors
+except ImportError:  # older typer uses click itself
+    from click import exceptions as click_errors
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """Click's usage errors as one line on stderr (exit 2), like every other llmrec error."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click_errors.NoArgsIsHelpError as exc:
+            print(exc.ctx.get_help())
+            sys.exit(0)
+        except click_errors.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "llmrec"
+            message = " ".join(exc.format_message().split())
+            print(f"{where}: error: {message} (see '{where} --help')", file=sys.stderr)
+            sys.exit(EXIT_BAD_INPUT)
+        except click_errors.ClickException as exc:
+            print(f"llmrec: error: {exc.format_message()}", file=sys.stderr)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            print("llmrec: aborted", file=sys.stderr)
+            sys.exit(EXIT_FAILURE)
+        sys.exit(result if isinstance(result, int) else 0)
+
 
 app = typer.Typer(
+    cls=OneLineErrors,
     name="llmrec",
     help="Recommendations from item descriptions with transformer language models.",
     no_args_is_help=True,
@@ -178,7 +210,7 @@ def embed(
     from .vectors import write_vectors
 
     _check_choice("--device", device, DEVICES)
-    _check_not_input(output, items)
+    _check_outputs([output], [items])
     started = time.perf_counter()
     encoder = Encoder.load(
         model,
@@ -234,7 +266,7 @@ def profile(
     from .profile import profile_users
     from .vectors import read_vectors, write_vectors
 
-    _check_not_input(output, history)
+    _check_outputs([output], [history, items])
     started = time.perf_counter()
     with progress(quiet) as bar:
         task = bar.add_task("profiling", total=3)
@@ -295,6 +327,7 @@ def rank(
         raise LlmrecError("give --users users.parquet or --user-history history.csv")
     if k < 1:
         raise LlmrecError(f"-k {k}: must be at least 1")
+    _check_outputs([output], [items, users, user_history])
     started = time.perf_counter()
     with progress(quiet) as bar:
         task = bar.add_task("ranking", total=None)
@@ -353,6 +386,7 @@ def evaluate(
     from .report import FORMATS, accounting, render, rich_table
     from .tables import open_output
 
+    _check_outputs([output] if output else [], [rankings, truth])
     fmt = format or {".json": "json", ".md": "markdown"}.get(Path(output or "").suffix, "table")
     _check_choice("--format", fmt, FORMATS)
     result = evaluate_files(rankings, truth, parse_ks(k))
@@ -400,6 +434,7 @@ def split(
     from .split import split_frame
     from .tables import ALL, read_table, require_values, write_frame
 
+    _check_outputs([history_out, heldout_out], [interactions])
     frame = read_table(
         interactions,
         required=[user_col, item_col],
@@ -495,9 +530,23 @@ def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
         raise LlmrecError(f"{option} {value!r}: choose one of {', '.join(choices)}")
 
 
-def _check_not_input(output: str, source: str) -> None:
-    if output != "-" and source != "-" and os.path.abspath(output) == os.path.abspath(source):
-        raise LlmrecError(f"-o {output}: would overwrite the input; choose another output path")
+def _check_outputs(outputs: list[str], inputs: list[str | None]) -> None:
+    """Refuse an output that would overwrite an input (or another output) of the same run."""
+    seen: dict[str, str] = {}
+    for path in [p for p in inputs if p and p != "-"]:
+        seen.setdefault(os.path.abspath(path), "input")
+    for output in outputs:
+        if output == "-":
+            continue
+        role = seen.get(os.path.abspath(output))
+        if role:
+            raise LlmrecError(
+                f"{output}: would overwrite the {role} file of the same name; choose another path"
+            )
+        folder = os.path.dirname(os.path.abspath(output))
+        if not os.path.isdir(folder):
+            raise LlmrecError(f"{output}: output folder {folder!r} does not exist")
+        seen[os.path.abspath(output)] = "output"
 
 
 def main() -> None:

@@ -65,9 +65,9 @@ def read_rankings(path: str) -> pa.Table:
         hint="rankings need user_id and item_id columns (as 'llmrec rank' writes)",
     )
     for column in ("rank", "score"):
-        if column in table.column_names and not pa.types.is_integer(table.column(column).type):
-            if not pa.types.is_floating(table.column(column).type):
-                raise InputError(f"{path}: column {column!r} must be numeric")
+        kind = table.schema.field(column).type if column in table.column_names else None
+        if kind is not None and not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            raise InputError(f"{path}: column {column!r} must be numeric")
     return table
 
 
@@ -177,8 +177,12 @@ def _already_sorted(keys: tuple[np.ndarray, ...]) -> bool:
 
 
 def list_matrix(
-    users: np.ndarray, items: np.ndarray, position: np.ndarray, truth_users: np.ndarray,
-    n_user_codes: int, depth: int,
+    users: np.ndarray,
+    items: np.ndarray,
+    position: np.ndarray,
+    truth_users: np.ndarray,
+    n_user_codes: int,
+    depth: int,
 ) -> np.ndarray:
     """(truth users × depth) matrix of item codes, −1 where a list is shorter or missing."""
     row_of_user = np.full(n_user_codes, -1, dtype=np.int64)
@@ -190,8 +194,9 @@ def list_matrix(
     return lists
 
 
-def hits_of(lists: np.ndarray, truth_users: np.ndarray, truth_pairs: np.ndarray,
-            n_items: int) -> np.ndarray:
+def hits_of(
+    lists: np.ndarray, truth_users: np.ndarray, truth_pairs: np.ndarray, n_items: int
+) -> np.ndarray:
     """0/1 matrix: whether each listed item is in its user's truth."""
     keys = truth_users[:, None].astype(np.int64) * n_items + lists
     hits = pd.Index(truth_pairs).get_indexer(keys.ravel()) >= 0
@@ -215,12 +220,14 @@ def evaluate_runs(
     results = []
     for name, (users, items, table) in zip(names, encoded.runs, strict=True):
         users, items, position = ordered_lists(users, items, table, encoded.item_names)
-        lists = list_matrix(users, items, position, encoded.truth_users,
-                            len(encoded.user_names), depth)
+        lists = list_matrix(
+            users, items, position, encoded.truth_users, len(encoded.user_names), depth
+        )
         hits = hits_of(lists, encoded.truth_users, encoded.truth_pairs, n_items)
         columns = {
             f"{metric}@{k}": FUNCTIONS[metric](hits, encoded.n_relevant, k)
-            for metric in METRICS for k in ks
+            for metric in METRICS
+            for k in ks
         }
         catalog = {}
         if context is not None:
@@ -231,21 +238,24 @@ def evaluate_runs(
         in_truth = np.zeros(len(encoded.user_names), dtype=bool)
         in_truth[encoded.truth_users] = True
         lengths = np.bincount(users) if len(users) else np.zeros(1, dtype=np.int64)
-        results.append(Evaluation(
-            ks=ks,
-            per_user=pd.DataFrame(columns, index=index),
-            users_evaluated=len(encoded.truth_users),
-            users_missing=int((in_truth & ~ranked).sum()),
-            users_ignored=int((ranked & ~in_truth).sum()),
-            longest_list=int(lengths.max()),
-            sources={"rankings": name},
-            catalog=catalog,
-        ))
+        results.append(
+            Evaluation(
+                ks=ks,
+                per_user=pd.DataFrame(columns, index=index),
+                users_evaluated=len(encoded.truth_users),
+                users_missing=int((in_truth & ~ranked).sum()),
+                users_ignored=int((ranked & ~in_truth).sum()),
+                longest_list=int(lengths.max()),
+                sources={"rankings": name},
+                catalog=catalog,
+            )
+        )
     return results
 
 
-def evaluate_frames(rankings: pd.DataFrame | pa.Table, truth: pd.DataFrame | pa.Table,
-                    ks: list[int]) -> Evaluation:
+def evaluate_frames(
+    rankings: pd.DataFrame | pa.Table, truth: pd.DataFrame | pa.Table, ks: list[int]
+) -> Evaluation:
     """Score one run against the truth (see evaluate_runs)."""
     return evaluate_runs(truth, [rankings], ks)[0]
 
@@ -300,8 +310,9 @@ def build_report(
         if resamples < 1:
             raise InputError(f"--bootstrap {resamples}: must be at least 1")
         for run in runs:
-            lows, highs = stats.bootstrap_ci(run.per_user.to_numpy(), resamples=resamples,
-                                             seed=seed)
+            lows, highs = stats.bootstrap_ci(
+                run.per_user.to_numpy(), resamples=resamples, seed=seed
+            )
             report.intervals[run.name] = {
                 column: (float(lo), float(hi))
                 for column, lo, hi in zip(run.per_user.columns, lows, highs, strict=True)
@@ -309,8 +320,9 @@ def build_report(
     reference = runs[0]
     for run in runs[1:]:
         columns = [c for c in reference.per_user.columns if c in run.per_user.columns]
-        test = stats.paired_tests(reference.per_user[columns].to_numpy(),
-                                  run.per_user[columns].to_numpy(), seed=seed)
+        test = stats.paired_tests(
+            reference.per_user[columns].to_numpy(), run.per_user[columns].to_numpy(), seed=seed
+        )
         report.comparisons.append(Comparison(run.name, reference.name, columns, test))
     return report
 

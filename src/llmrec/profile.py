@@ -81,7 +81,7 @@ def event_weights(age: np.ndarray, strategy: str, half_life: float | None) -> np
     if strategy == "mean":
         return np.ones(len(age), dtype=np.float32)
     if strategy == "decay":
-        if not half_life or half_life <= 0:
+        if half_life is None or not np.isfinite(half_life) or half_life <= 0:
             raise InputError("--strategy decay needs --half-life N (events, N > 0)")
         return np.power(0.5, age / half_life).astype(np.float32)
     raise InputError(f"--strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")

@@ -76,9 +76,12 @@ def paired_tests(
     n = known.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = filled.sum(axis=0) / n
-        t_result = scipy_stats.ttest_rel(np.where(known, other, np.nan),
-                                         np.where(known, reference, np.nan),
-                                         axis=0, nan_policy="omit")
+        t_result = scipy_stats.ttest_rel(
+            np.where(known, other, np.nan),
+            np.where(known, reference, np.nan),
+            axis=0,
+            nan_policy="omit",
+        )
     p_ttest = np.asarray(t_result.pvalue, dtype=np.float64)
     constant = np.nanstd(np.where(known, diff, np.nan), axis=0) == 0
     p_ttest = np.where(constant, np.where(mean == 0, 1.0, 0.0), p_ttest)
@@ -87,8 +90,11 @@ def paired_tests(
     exceed = np.zeros(diff.shape[1])
     filled32 = filled.astype(np.float32)
     for size in _chunks(permutations, len(diff)):
-        bits = np.unpackbits(rng.integers(0, 256, size=(size, -(-len(diff) // 8)), dtype=np.uint8),
-                             axis=1, count=len(diff))
+        bits = np.unpackbits(
+            rng.integers(0, 256, size=(size, -(-len(diff) // 8)), dtype=np.uint8),
+            axis=1,
+            count=len(diff),
+        )
         signs = bits.astype(np.float32) * 2 - 1
         with np.errstate(invalid="ignore", divide="ignore"):
             permuted = np.abs((signs @ filled32).astype(np.float64) / n)

@@ -75,8 +75,7 @@ def read_arrow(
     column names, or lacks one of the `required` columns (`hint` says which option to use).
     """
     strings = ALL if strings == ALL else list(dict.fromkeys([*required, *strings]))
-    table = _read_arrow(path, strings, what)
-    names = table.column_names
+    table, names = _read_arrow(path, strings, what)
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise InputError(
@@ -90,9 +89,15 @@ def read_arrow(
                 f"{_label(path)}: no column {col!r} (columns: {listed})"
                 + (f"; {hint}" if hint else "")
             )
+    for field in table.schema:
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            raise InputError(
+                f"{_label(path)}: column {field.name!r} is not valid UTF-8 text; "
+                "save the file as UTF-8"
+            )
     if table.num_rows == 0:
-        raise InputError(f"{_label(path)}: the {what} has no rows")
-    return _cast_to_string(table, [c for c in (names if strings == ALL else strings) if c in names])
+        raise InputError(f"{_label(path)}: no rows (only a header?); the {what} must have rows")
+    return _cast_to_string(path, table, names if strings == ALL else strings)
 
 
 def require_values(frame: pd.DataFrame, column: str, path: str) -> None:
@@ -102,7 +107,7 @@ def require_values(frame: pd.DataFrame, column: str, path: str) -> None:
     if empty.any():
         row = int(empty.to_numpy().argmax()) + 1
         raise InputError(
-            f"{_label(path)}: row {row} has an empty {column!r}; every row needs a {column}"
+            f"{_label(path)}: row {row} has an empty {column!r}; every row needs a value there"
         )
 
 
@@ -116,34 +121,36 @@ def _string_mapper(dtype: pa.DataType):
     return None
 
 
-def _read_arrow(path: str, strings: list[str] | str, what: str) -> pa.Table:
+def _read_arrow(path: str, strings: list[str] | str, what: str) -> tuple[pa.Table, list[str]]:
+    """Read the file and its column names; any parse or decoding failure is an InputError."""
     fmt, compression = table_format(path)
     if path != STDIO and not os.path.isfile(path):
-        kind = "a folder, not a file" if os.path.isdir(path) else "not found"
+        kind = "is a folder, not a file" if os.path.isdir(path) else "not found"
         raise InputError(f"{path}: {what} file {kind}")
     try:
         if fmt == "parquet":
-            return pq.read_table(sys.stdin.buffer if path == STDIO else path)
-        open_source = _input_opener(path, compression)
-        if fmt == "jsonl":
-            return pajson.read_json(open_source())
-        parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
-        if strings == ALL:
-            strings = pacsv.open_csv(open_source(), parse_options=parse).schema.names
-        return pacsv.read_csv(
-            open_source(),
-            parse_options=parse,
-            convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in strings},
-                strings_can_be_null=True,
-            ),
-        )
+            table = pq.read_table(sys.stdin.buffer if path == STDIO else path)
+        elif fmt == "jsonl":
+            table = pajson.read_json(_input_opener(path, compression)())
+        else:
+            table = _read_csv(_input_opener(path, compression), fmt, strings)
+        return table, table.schema.names
     except InputError:
         raise
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, EOFError, ValueError) as exc:
+    except (pa.ArrowException, OSError, EOFError, ValueError) as exc:  # UnicodeError included
         raise InputError(
             f"{_label(path)}: cannot read as {fmt.upper()}: {_first_line(exc)}"
         ) from exc
+
+
+def _read_csv(open_source: Callable[[], pa.NativeFile], fmt: str, strings) -> pa.Table:
+    parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
+    if strings == ALL:
+        strings = pacsv.open_csv(open_source(), parse_options=parse).schema.names
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in strings}, strings_can_be_null=True
+    )
+    return pacsv.read_csv(open_source(), parse_options=parse, convert_options=convert)
 
 
 def _input_opener(path: str, compression: str | None) -> Callable[[], pa.NativeFile]:
@@ -155,6 +162,8 @@ def _input_opener(path: str, compression: str | None) -> Callable[[], pa.NativeF
 
 
 def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeError):
+        return "not valid UTF-8 text; save the file as UTF-8"
     text = str(exc).strip().splitlines()
     message = text[0] if text else type(exc).__name__
     if "invalid UTF8" in message:
@@ -164,12 +173,21 @@ def _first_line(exc: BaseException) -> str:
     return message[:300]
 
 
-def _cast_to_string(table: pa.Table, columns: list[str]) -> pa.Table:
+def _cast_to_string(path: str, table: pa.Table, columns: Iterable[str]) -> pa.Table:
+    """Cast id and text columns to strings; nested values (lists, structs) are refused."""
     for name in columns:
+        if name not in table.column_names:
+            continue
         i = table.column_names.index(name)
         column = table.column(i)
-        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-            table = table.set_column(i, name, column.cast(pa.string()))
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            continue
+        if pa.types.is_nested(column.type):
+            raise InputError(
+                f"{_label(path)}: column {name!r} holds nested values ({column.type}); "
+                "ids and texts must be plain values"
+            )
+        table = table.set_column(i, name, column.cast(pa.string()))
     return table
 
 

@@ -82,7 +82,12 @@ def read_vectors(path: str, kind: str | None = None) -> VectorTable:
                 else " (make it with 'llmrec profile')"
             )
         )
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(
+            f"{path}: the vector table is damaged ({str(exc).splitlines()[0]}); rebuild it"
+        ) from exc
     id_col = ID_COLUMNS[found]
     if id_col not in table.column_names or "embedding" not in table.column_names:
         raise InputError(f"{path}: a vector table needs columns {id_col!r} and 'embedding'")
