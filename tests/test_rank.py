@@ -12,7 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmrec.errors import InputError
-from llmrec.rank import Seen, block_rows, rank_blocks, top_k, write_rankings
+from llmrec.rank import (
+    Seen,
+    block_rows,
+    popularity_scorer,
+    random_scorer,
+    rank_blocks,
+    top_k,
+    vector_scorer,
+    write_rankings,
+)
 from llmrec.vectors import VectorTable, check_compatible
 
 
@@ -44,7 +53,8 @@ def ranking(users, items, k, seen=None, budget=None):
     kwargs = {"seen": seen} if seen else {}
     if budget:
         kwargs["budget_bytes"] = budget
-    return pd.concat(rank_blocks(users, items, k, **kwargs), ignore_index=True)
+    scorer = vector_scorer(users, items)
+    return pd.concat(rank_blocks(users.ids, items.ids, scorer, k, **kwargs), ignore_index=True)
 
 
 def random_tables(n_users=23, n_items=40, dim=6, seed=0):
@@ -97,13 +107,13 @@ def test_ties_break_by_item_id():
 def test_k_must_be_positive():
     users, items = random_tables(2, 3)
     with pytest.raises(InputError):
-        next(rank_blocks(users, items, 0))
+        next(rank_blocks(users.ids, items.ids, vector_scorer(users, items), 0))
 
 
 def test_csv_has_header_and_fixed_score_precision():
     users, items = random_tables(n_users=2, n_items=3)
     buffer = io.StringIO()
-    rows = write_rankings(rank_blocks(users, items, 2), buffer)
+    rows = write_rankings(rank_blocks(users.ids, items.ids, vector_scorer(users, items), 2), buffer)
     lines = buffer.getvalue().splitlines()
     assert rows == 4 and lines[0] == "user_id,rank,item_id,score"
     assert all(len(line.split(",")[3].split(".")[1]) == 6 for line in lines[1:])
@@ -118,3 +128,23 @@ def test_incompatible_tables_are_refused():
     with pytest.raises(InputError, match="different dimensions"):
         check_compatible(users, narrow, "u.parquet", "i.parquet")
     check_compatible(users, items, "u.parquet", "i.parquet")
+
+
+def test_random_scores_do_not_depend_on_blocking_and_change_with_seed():
+    scorer = random_scorer(50, seed=3)
+    whole = scorer(0, 10).numpy()
+    np.testing.assert_array_equal(np.vstack([scorer(0, 4), scorer(4, 10)]), whole)
+    assert not np.array_equal(random_scorer(50, seed=4)(0, 10).numpy(), whole)
+    assert whole.min() >= 0 and whole.max() < 2**24
+    # roughly uniform: every decile of the score range is used
+    assert len(np.unique((whole / 2**24 * 10).astype(int))) == 10
+
+
+def test_popularity_ranks_most_popular_unseen_items_first():
+    ids = np.array(["u1", "u2"], dtype=object)
+    items = np.array(["a", "b", "c", "d"], dtype=object)
+    scorer = popularity_scorer(np.array([5, 9, 9, 1]))
+    seen = Seen(np.array([0, 1, 1]), np.array([1]))
+    result = pd.concat(rank_blocks(ids, items, scorer, 3, seen=seen), ignore_index=True)
+    assert result[result.user_id == "u1"].item_id.tolist() == ["c", "a", "d"]
+    assert result[result.user_id == "u2"].item_id.tolist() == ["b", "c", "a"]

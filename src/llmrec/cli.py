@@ -294,7 +294,10 @@ def profile(
 
 @command
 def rank(
-    items: Annotated[str, typer.Option(help="Item vector table from 'llmrec embed'.")],
+    items: Annotated[
+        str | None,
+        typer.Option(help="Item vector table from 'llmrec embed' (with --baseline: the catalog)."),
+    ] = None,
     users: Annotated[
         str | None, typer.Option(help="User vector table from 'llmrec profile'.")
     ] = None,
@@ -311,6 +314,11 @@ def rank(
     include_seen: Annotated[
         bool, typer.Option("--include-seen", help="Keep items already in a user's history.")
     ] = False,
+    baseline: Annotated[
+        str | None,
+        typer.Option(help="Rank without embeddings: popular | random (needs --user-history)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of --baseline random.")] = 0,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
     time_col: TimeCol = None,
@@ -327,6 +335,8 @@ def rank(
         raise LlmrecError("give --users users.parquet or --user-history history.csv")
     if k < 1:
         raise LlmrecError(f"-k {k}: must be at least 1")
+    if baseline is None and items is None:
+        raise LlmrecError("give --items items.parquet (or rank with --baseline popular|random)")
     _check_outputs([output], [items, users, user_history])
     started = time.perf_counter()
     with progress(quiet) as bar:
@@ -338,6 +348,8 @@ def rank(
             users_path=users,
             history_path=user_history,
             exclude_seen=not include_seen,
+            baseline=baseline,
+            seed=seed,
             profile_options=dict(
                 user_col=user_col,
                 item_col=item_col,
@@ -363,7 +375,11 @@ def rank(
 @command
 def evaluate(
     rankings: Annotated[
-        str, typer.Argument(metavar="RANKINGS", help="Rankings CSV (user_id,rank,item_id[,score]).")
+        list[str],
+        typer.Argument(
+            metavar="RANKINGS...",
+            help="Rankings CSV files (user_id,rank,item_id[,score]); the first is the reference.",
+        ),
     ],
     truth: Annotated[str, typer.Option(help="Held-out interactions (user_id,item_id).")],
     k: Annotated[str, typer.Option("-k", help="Cut-offs, comma-separated.")] = "5,10,20",
@@ -378,29 +394,70 @@ def evaluate(
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
     ] = None,
+    items: Annotated[
+        str | None,
+        typer.Option(help="Item vector table: catalog coverage, Gini and intra-list diversity."),
+    ] = None,
+    train: Annotated[
+        str | None,
+        typer.Option(help="Training history: novelty and popularity (and the catalog)."),
+    ] = None,
+    ci: Annotated[
+        bool, typer.Option("--ci", help="Add 95% bootstrap intervals over users.")
+    ] = False,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples with --ci.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and randomisation tests.")] = 0,
+    per_user: Annotated[
+        str | None, typer.Option(help="Also write per-user values (run, user_id, metrics...).")
+    ] = None,
+    plot: Annotated[
+        str | None, typer.Option(help="Also draw each metric against k (PNG/SVG/PDF).")
+    ] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Compute Precision, Recall, NDCG, MAP, MRR and HitRate at each k against held-out truth."""
-    from .evaluate import evaluate_files, parse_ks
-    from .report import FORMATS, accounting, render, rich_table
-    from .tables import open_output
+    """Compute Precision, Recall, NDCG, MAP, MRR and HitRate at each k against held-out truth;
+    with several runs, compare them to the first with paired tests."""
+    from .evaluate import evaluate_report, parse_ks, per_user_frame
+    from .report import FORMATS, accounting, plot_report, render, rich_table
+    from .tables import open_output, write_frame
 
-    _check_outputs([output] if output else [], [rankings, truth])
+    outputs = [path for path in (output, per_user, plot) if path]
+    _check_outputs(outputs, [*rankings, truth, items, train])
     fmt = format or {".json": "json", ".md": "markdown"}.get(Path(output or "").suffix, "table")
     _check_choice("--format", fmt, FORMATS)
-    result = evaluate_files(rankings, truth, parse_ks(k))
+    started = time.perf_counter()
+    report = evaluate_report(
+        rankings,
+        truth,
+        parse_ks(k),
+        items_path=items,
+        train_path=train,
+        ci=ci,
+        resamples=bootstrap,
+        seed=seed,
+    )
+    if per_user:
+        write_frame(per_user_frame(report.runs), per_user)
+    if plot:
+        plot_report(report, plot)
     if output is None and fmt == "table":
-        Console(highlight=False).print(rich_table(result))
-        say(quiet, accounting(result))
+        Console(highlight=False, width=max(Console().width, 100)).print(rich_table(report))
+        say(quiet, accounting(report))
         return
-    text = render(result, fmt)
+    text = render(report, fmt)
     if output is None:
         sys.stdout.write(text)
-        return
-    with open_output(output) as handle:
-        handle.write(text)
-    say(quiet, f"llmrec evaluate: {result.users_evaluated:,} users → {output}")
+    else:
+        with open_output(output) as handle:
+            handle.write(text)
+    written = ", ".join(outputs) or "stdout"
+    say(
+        quiet,
+        f"llmrec evaluate: {len(report.runs)} run(s), "
+        f"{report.runs[0].users_evaluated:,} users → {written}, "
+        f"{time.perf_counter() - started:.1f} s",
+    )
 
 
 @command

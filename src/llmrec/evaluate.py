@@ -332,3 +332,22 @@ def per_user_frame(runs: list[Evaluation]) -> pd.DataFrame:
     frames = [run.per_user.reset_index().assign(run=run.name) for run in runs]
     frame = pd.concat(frames, ignore_index=True)
     return frame[["run", "user_id", *[c for c in frame.columns if c not in ("run", "user_id")]]]
+
+
+def evaluate_report(
+    rankings_paths: list[str],
+    truth_path: str,
+    ks: list[int],
+    *,
+    items_path: str | None = None,
+    train_path: str | None = None,
+    ci: bool = False,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Report:
+    """The whole `llmrec evaluate`: runs × truth, beyond-accuracy measures, intervals, tests."""
+    if len(set(rankings_paths)) != len(rankings_paths):
+        raise InputError("the same rankings file is given twice; give each run once")
+    context = beyond.Context.from_files(items_path, train_path)
+    runs = evaluate_files(list(rankings_paths), truth_path, ks, context=context)
+    return build_report(runs, ci=ci, resamples=resamples, seed=seed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ from .errors import InputError
 from .profile import History, map_history, profile_users
 from .tables import open_output, read_interactions
 from .vectors import VectorTable, check_compatible, read_vectors
+
+if TYPE_CHECKING:
+    import torch
 
 DEFAULT_BLOCK_BYTES = 256 * 2**20
 RANKING_COLUMNS = ["user_id", "rank", "item_id", "score"]
@@ -56,9 +60,54 @@ def top_k(scores, k: int):
     return values, columns.gather(1, by_score)
 
 
+Scorer = Callable[[int, int], "torch.Tensor"]  # users [start, stop) → (stop − start, items)
+
+
+def vector_scorer(users: VectorTable, items: VectorTable) -> Scorer:
+    """Dot products of a block of user vectors with every item vector (one matrix product)."""
+    import torch
+
+    item_matrix = torch.from_numpy(items.vectors)
+    return lambda start, stop: torch.from_numpy(users.vectors[start:stop]) @ item_matrix.T
+
+
+def popularity_scorer(counts: np.ndarray) -> Scorer:
+    """The same score for every user: how many users interacted with each item."""
+    import torch
+
+    row = torch.from_numpy(counts.astype(np.float32))
+    return lambda start, stop: row.expand(stop - start, -1).clone()
+
+
+def random_scorer(n_items: int, seed: int = 0) -> Scorer:
+    """Uniform random scores that depend only on (seed, user row, item), not on blocking."""
+    import torch
+
+    items = np.arange(n_items, dtype=np.uint64)
+    offset = _splitmix64(np.array([seed], dtype=np.uint64))[0]
+
+    def score(start: int, stop: int):
+        users = np.arange(start, stop, dtype=np.uint64)[:, None]
+        with np.errstate(over="ignore"):
+            keys = users * np.uint64(n_items) + items + offset
+        return torch.from_numpy((_splitmix64(keys) >> np.uint64(40)).astype(np.float32))
+
+    return score
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """A fast, well-mixed 64-bit integer hash (SplitMix64's finaliser), vectorised."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
 def rank_blocks(
-    users: VectorTable,
-    items: VectorTable,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    scorer: Scorer,
     k: int,
     *,
     seen: Seen | None = None,
@@ -67,25 +116,24 @@ def rank_blocks(
 ) -> Iterator[pd.DataFrame]:
     """Yield ranking rows (user_id, rank, item_id, score) block by block, in user order.
 
-    `users` and `items` must be sorted by id (see VectorTable.sorted_by_id) so that the
-    output is sorted by user and ties fall to the smaller item id.
+    Users and items must be sorted by id so that the output is sorted by user and ties fall
+    to the smaller item id. Seen items get −inf and never appear in the output.
     """
     import torch
 
     if k < 1:
         raise InputError(f"-k {k}: must be at least 1")
-    item_matrix = torch.from_numpy(items.vectors)
-    kk = min(k, len(items))
-    step = block_rows(len(items), budget_bytes)
-    for start in range(0, len(users), step):
-        stop = min(start + step, len(users))
-        scores = torch.from_numpy(users.vectors[start:stop]) @ item_matrix.T
+    kk = min(k, len(item_ids))
+    step = block_rows(len(item_ids), budget_bytes)
+    for start in range(0, len(user_ids), step):
+        stop = min(start + step, len(user_ids))
+        scores = scorer(start, stop)
         if seen is not None:
             lo, hi = seen.indptr[start], seen.indptr[stop]
             rows = np.repeat(np.arange(stop - start), np.diff(seen.indptr[start : stop + 1]))
             scores[torch.from_numpy(rows), torch.from_numpy(seen.indices[lo:hi])] = -torch.inf
         values, columns = top_k(scores, kk)
-        yield _block_frame(users.ids[start:stop], items.ids, values.numpy(), columns.numpy())
+        yield _block_frame(user_ids[start:stop], item_ids, values.numpy(), columns.numpy())
         if on_block:
             on_block(stop - start)
 
@@ -116,6 +164,9 @@ def write_rankings(blocks: Iterator[pd.DataFrame], handle) -> int:
     return rows
 
 
+BASELINES = ("popular", "random")
+
+
 @dataclass
 class RankResult:
     users: int
@@ -125,7 +176,7 @@ class RankResult:
 
 
 def rank_to_file(
-    items_path: str,
+    items_path: str | None,
     output: str,
     k: int,
     *,
@@ -133,42 +184,74 @@ def rank_to_file(
     history_path: str | None = None,
     exclude_seen: bool = True,
     profile_options: dict | None = None,
+    baseline: str | None = None,
+    seed: int = 0,
     budget_bytes: int = DEFAULT_BLOCK_BYTES,
     on_start: Callable[[int], None] | None = None,
     on_block: Callable[[int], None] | None = None,
 ) -> RankResult:
-    """Rank users (from a vector table, or profiled from a history) and write the CSV.
+    """Rank users and write the CSV: by vectors (from a table, or profiled from a history),
+    or by a baseline that needs no embeddings (`popular`, `random`).
 
     With a history, its items are excluded from each user's list unless `exclude_seen` is off.
     """
     if k < 1:
         raise InputError(f"-k {k}: must be at least 1")
+    options = profile_options or {}
+    if baseline:
+        user_ids, item_ids, scorer, history = _baseline(
+            baseline, items_path, history_path, options, seed
+        )
+    else:
+        user_ids, item_ids, scorer, history = _by_vectors(
+            items_path, users_path, history_path, options
+        )
+    seen = Seen(*history.seen(user_ids, len(item_ids))) if history and exclude_seen else None
+    if on_start:
+        on_start(len(user_ids))
+    blocks = rank_blocks(
+        user_ids, item_ids, scorer, k, seen=seen, budget_bytes=budget_bytes, on_block=on_block
+    )
+    with open_output(output) as handle:
+        rows = write_rankings(blocks, handle)
+    return RankResult(len(user_ids), len(item_ids), rows, history)
+
+
+def _by_vectors(items_path, users_path, history_path, options):
+    if not items_path:
+        raise InputError("give --items items.parquet (or --baseline popular|random)")
     items = read_vectors(items_path, "items").sorted_by_id()
-    history = None
     if users_path:
         users = read_vectors(users_path, "users").sorted_by_id()
         check_compatible(users, items, users_path, items_path)
+        history = None
         if history_path:
-            options = profile_options or {}
-            interactions = read_interactions(
-                history_path,
-                **{
-                    key: options[key]
-                    for key in ("user_col", "item_col", "time_col")
-                    if key in options
-                },
-            )
-            history = map_history(interactions, items.ids)
+            columns = {
+                key: options[key] for key in ("user_col", "item_col", "time_col") if key in options
+            }
+            history = map_history(read_interactions(history_path, **columns), items.ids)
     elif history_path:
-        users, history = profile_users(history_path, items, **(profile_options or {}))
+        users, history = profile_users(history_path, items, **options)
     else:
         raise InputError("give --users users.parquet or --user-history history.csv")
-    seen = Seen(*history.seen(users.ids, len(items))) if history and exclude_seen else None
-    if on_start:
-        on_start(len(users))
-    with open_output(output) as handle:
-        rows = write_rankings(
-            rank_blocks(users, items, k, seen=seen, budget_bytes=budget_bytes, on_block=on_block),
-            handle,
-        )
-    return RankResult(len(users), len(items), rows, history)
+    return users.ids, items.ids, vector_scorer(users, items), history
+
+
+def _baseline(baseline, items_path, history_path, options, seed):
+    """Users, catalog and scorer of a baseline; the catalog is the item table or the history's."""
+    if baseline not in BASELINES:
+        raise InputError(f"--baseline {baseline!r}: choose one of {', '.join(BASELINES)}")
+    if not history_path:
+        raise InputError(f"--baseline {baseline} needs --user-history history.csv")
+    columns = {key: options[key] for key in ("user_col", "item_col", "time_col") if key in options}
+    interactions = read_interactions(history_path, **columns)
+    if items_path:
+        item_ids = read_vectors(items_path, "items").sorted_by_id().ids
+    else:
+        item_ids = np.sort(interactions["item_id"].unique().to_numpy(dtype=object))
+    history = map_history(interactions, item_ids)
+    if baseline == "random":
+        return history.user_ids, item_ids, random_scorer(len(item_ids), seed), history
+    pairs = np.unique(history.user_index * len(item_ids) + history.item_index)
+    counts = np.bincount(pairs % len(item_ids), minlength=len(item_ids))
+    return history.user_ids, item_ids, popularity_scorer(counts), history

@@ -1,89 +1,297 @@
-"""Rendering an evaluation: a rich table for people, JSON for machines, Markdown for documents."""
+"""Rendering evaluations: a rich table for people, JSON for machines, Markdown for documents,
+and a plot of every metric against k.
+
+One run renders as a grid (metric × k). Several runs render side by side, one row per
+metric@k, with each run's difference from the first, paired-test p-values and per-user
+win/tie/loss counts; a difference whose randomisation-test p < 0.05 is marked with `*`.
+"""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 
 from rich.console import Console
 from rich.table import Table
 
-from .evaluate import Evaluation
-from .metrics import DISPLAY_NAMES, METRICS
+from .errors import InputError
+from .evaluate import Evaluation, Report
+from .metrics import DISPLAY_NAMES
 
 FORMATS = ("table", "json", "markdown")
+SIGNIFICANCE = 0.05
 CONVENTIONS = (
     "binary relevance; users in the truth but missing from the rankings score 0; "
     "Precision@k divides by k; AP@k and Recall@k divide by |R|; "
     "IDCG@k uses min(|R|, k) hits (as ranx and trec_eval)"
 )
+BEYOND_NAMES = {
+    "coverage": "Coverage",
+    "gini": "Gini",
+    "novelty": "Novelty (bits)",
+    "popularity": "Avg popularity",
+    "ild": "Diversity (ILD)",
+}
+ALL_NAMES = {**DISPLAY_NAMES, **BEYOND_NAMES}
 
 
-def report_dict(result: Evaluation) -> dict:
-    """The report as plain data: k values, metric means, user accounting, sources."""
+def as_report(result: Evaluation | Report) -> Report:
+    return result if isinstance(result, Report) else Report([result])
+
+
+def run_labels(report: Report) -> list[str]:
+    """Short names for the runs: file stems when they are distinct, else the paths."""
+    stems = [os.path.splitext(os.path.basename(run.name))[0] for run in report.runs]
+    return stems if len(set(stems)) == len(stems) else [run.name for run in report.runs]
+
+
+def measures(run: Evaluation) -> dict[str, float]:
+    """Every value reported for a run: per-user means and catalog measures."""
+    return {**run.summary(), **run.catalog}
+
+
+def row_names(report: Report) -> list[str]:
+    """Measure names (without @k) present in the report, accuracy first."""
+    present = {key.split("@")[0] for run in report.runs for key in measures(run)}
+    return [name for name in ALL_NAMES if name in present]
+
+
+def _users(run: Evaluation) -> dict[str, int]:
     return {
-        "k": result.ks,
-        "metrics": {key: round(value, 6) for key, value in result.summary().items()},
-        "users": {
-            "evaluated": result.users_evaluated,
-            "missing_from_rankings": result.users_missing,
-            "ranked_without_truth": result.users_ignored,
-        },
-        "longest_list": result.longest_list,
-        "sources": result.sources,
-        "conventions": CONVENTIONS,
+        "evaluated": run.users_evaluated,
+        "missing_from_rankings": run.users_missing,
+        "ranked_without_truth": run.users_ignored,
     }
 
 
-def to_json(result: Evaluation) -> str:
+def report_dict(result: Evaluation | Report) -> dict:
+    """The report as plain data: k values, every run's means (and intervals), comparisons."""
+    report = as_report(result)
+    first = report.runs[0]
+    runs = []
+    for run in report.runs:
+        entry = {
+            "name": run.name,
+            "metrics": {key: round(value, 6) for key, value in measures(run).items()},
+            "users": _users(run),
+            "longest_list": run.longest_list,
+        }
+        if run.name in report.intervals:
+            entry["ci"] = {
+                key: [round(lo, 6), round(hi, 6)]
+                for key, (lo, hi) in report.intervals[run.name].items()
+            }
+        runs.append(entry)
+    data = {
+        "k": report.ks,
+        "metrics": runs[0]["metrics"],
+        "users": _users(first),
+        "longest_list": first.longest_list,
+        "sources": first.sources,
+        "runs": runs,
+        "conventions": CONVENTIONS,
+    }
+    if report.resamples:
+        data["bootstrap"] = {"resamples": report.resamples, "confidence": 0.95}
+    if report.comparisons:
+        data["comparisons"] = [_comparison_dict(c) for c in report.comparisons]
+    return data
+
+
+def _comparison_dict(comparison) -> dict:
+    test = comparison.test
+    return {
+        "run": comparison.run,
+        "reference": comparison.reference,
+        "metrics": {
+            column: {
+                "difference": round(float(test.difference[i]), 6),
+                "p_ttest": float(test.p_ttest[i]),
+                "p_randomization": float(test.p_randomization[i]),
+                "wins": int(test.wins[i]),
+                "ties": int(test.ties[i]),
+                "losses": int(test.losses[i]),
+            }
+            for i, column in enumerate(comparison.columns)
+        },
+    }
+
+
+def to_json(result: Evaluation | Report) -> str:
     return json.dumps(report_dict(result), indent=2) + "\n"
 
 
-def accounting(result: Evaluation) -> str:
+def accounting(result: Evaluation | Report) -> str:
     """One sentence on which users were scored, and on lists shorter than the largest k."""
-    short = ""
-    if result.longest_list < max(result.ks):
-        short = (
-            f"; lists hold at most {result.longest_list} items, so metrics at larger k "
-            "count only those"
-        )
-    return (
-        f"{result.users_evaluated:,} users evaluated; {result.users_missing:,} in the truth "
-        f"but missing from the rankings (scored 0); {result.users_ignored:,} ranked without "
-        f"truth (ignored){short}"
+    report = as_report(result)
+    run = report.runs[0]
+    text = (
+        f"{run.users_evaluated:,} users evaluated; {run.users_missing:,} in the truth "
+        f"but missing from the rankings (scored 0); {run.users_ignored:,} ranked without "
+        "truth (ignored)"
     )
+    if len(report.runs) > 1:
+        text = (
+            f"all {len(report.runs)} runs scored on the same {run.users_evaluated:,} truth users "
+            "(missing users score 0); missing/ignored per run: "
+            + ", ".join(
+                f"{label} {r.users_missing:,}/{r.users_ignored:,}"
+                for label, r in zip(run_labels(report), report.runs, strict=True)
+            )
+        )
+    longest = min(r.longest_list for r in report.runs)
+    if longest < max(report.ks):
+        text += f"; lists hold at most {longest} items, so metrics at larger k count only those"
+    if report.resamples:
+        text += f"; 95% bootstrap intervals over users ({report.resamples:,} resamples)"
+    if report.comparisons:
+        text += (
+            f"; * = paired randomisation test p < {SIGNIFICANCE} against {run_labels(report)[0]}"
+        )
+    return text
 
 
-def to_markdown(result: Evaluation) -> str:
-    summary = result.summary()
-    lines = [
-        "| metric | " + " | ".join(f"@{k}" for k in result.ks) + " |",
-        "|---|" + "---:|" * len(result.ks),
+def _value(name: str, value: float) -> str:
+    return f"{value:.1f}" if name == "popularity" else f"{value:.4f}"
+
+
+def _cell(report: Report, run: Evaluation, key: str) -> str:
+    name = key.split("@")[0]
+    value = measures(run).get(key)
+    if value is None:
+        return "–"
+    text = _value(name, value)
+    interval = report.intervals.get(run.name, {}).get(key)
+    if interval:
+        text += f" [{_value(name, interval[0])}, {_value(name, interval[1])}]"
+    return text
+
+
+def grid_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """One run: a header and one row per measure, one column per k."""
+    run = report.runs[0]
+    header = ["metric", *(f"@{k}" for k in report.ks)]
+    rows = [
+        [ALL_NAMES[name], *(_cell(report, run, f"{name}@{k}") for k in report.ks)]
+        for name in row_names(report)
     ]
-    for name in METRICS:
-        values = " | ".join(f"{summary[f'{name}@{k}']:.4f}" for k in result.ks)
-        lines.append(f"| {DISPLAY_NAMES[name]} | {values} |")
-    return "\n".join(lines) + f"\n\n{accounting(result)}.\n"
+    return header, rows
 
 
-def rich_table(result: Evaluation) -> Table:
-    summary = result.summary()
-    title = result.sources.get("rankings", "")
-    table = Table(title=f"llmrec evaluate {title}".strip())
-    table.add_column("metric")
-    for k in result.ks:
-        table.add_column(f"@{k}", justify="right")
-    for name in METRICS:
-        table.add_row(DISPLAY_NAMES[name], *(f"{summary[f'{name}@{k}']:.4f}" for k in result.ks))
+def side_by_side_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    """Several runs: one row per measure@k; per extra run its value, Δ, p-values, W/T/L."""
+    labels = run_labels(report)
+    header = ["metric", labels[0]]
+    for label in labels[1:]:
+        header += [label, "Δ", "p (t)", "p (rand)", "W/T/L"]
+    rows = []
+    for name in row_names(report):
+        for k in report.ks:
+            key = f"{name}@{k}"
+            row = [f"{ALL_NAMES[name]}@{k}", _cell(report, report.runs[0], key)]
+            for run, comparison in zip(report.runs[1:], report.comparisons, strict=True):
+                row.append(_cell(report, run, key))
+                row += _comparison_cells(comparison, key, name)
+            rows.append(row)
+    return header, rows
+
+
+def _comparison_cells(comparison, key: str, name: str) -> list[str]:
+    if key not in comparison.columns:
+        return ["", "", "", ""]
+    i = comparison.columns.index(key)
+    test = comparison.test
+    mark = "*" if test.p_randomization[i] < SIGNIFICANCE else ""
+    diff = test.difference[i]
+    return [
+        f"{'+' if diff >= 0 else ''}{_value(name, diff)}{mark}",
+        f"{test.p_ttest[i]:.3g}",
+        f"{test.p_randomization[i]:.3g}",
+        f"{test.wins[i]}/{test.ties[i]}/{test.losses[i]}",
+    ]
+
+
+def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
+    return side_by_side_rows(report) if len(report.runs) > 1 else grid_rows(report)
+
+
+def to_markdown(result: Evaluation | Report) -> str:
+    report = as_report(result)
+    header, rows = table_rows(report)
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|---|" + "---:|" * (len(header) - 1),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+    return "\n".join(lines) + f"\n\n{accounting(report)}.\n"
+
+
+def rich_table(result: Evaluation | Report) -> Table:
+    report = as_report(result)
+    header, rows = table_rows(report)
+    title = "llmrec evaluate"
+    if len(report.runs) == 1:
+        title += f" {report.runs[0].name}"
+    table = Table(title=title)
+    table.add_column(header[0])
+    for column in header[1:]:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
-def render(result: Evaluation, fmt: str) -> str:
+def render(result: Evaluation | Report, fmt: str) -> str:
     """The report as text in `fmt` (table renders without colour, for files and pipes)."""
     if fmt == "json":
         return to_json(result)
     if fmt == "markdown":
         return to_markdown(result)
     buffer = io.StringIO()
-    Console(file=buffer, width=100, color_system=None).print(rich_table(result))
+    Console(file=buffer, width=160, color_system=None).print(rich_table(result))
     return buffer.getvalue() + accounting(result) + "\n"
+
+
+def plot_report(result: Evaluation | Report, path: str) -> None:
+    """Draw each per-user measure against k, one line per run, with interval bands."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise InputError("--plot needs matplotlib: pip install 'llmrec[plot]'") from exc
+    from .tables import atomic_path
+
+    report = as_report(result)
+    names = [
+        n
+        for n in row_names(report)
+        if all(f"{n}@{report.ks[0]}" in r.per_user for r in report.runs)
+    ]
+    columns = 3
+    rows = -(-len(names) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False)
+    for axis, name in zip(axes.flat, names, strict=False):
+        for label, run in zip(run_labels(report), report.runs, strict=True):
+            means = [run.per_user[f"{name}@{k}"].mean() for k in report.ks]
+            (line,) = axis.plot(report.ks, means, marker="o", label=label)
+            interval = report.intervals.get(run.name)
+            if interval:
+                low = [interval[f"{name}@{k}"][0] for k in report.ks]
+                high = [interval[f"{name}@{k}"][1] for k in report.ks]
+                axis.fill_between(report.ks, low, high, color=line.get_color(), alpha=0.2)
+        axis.set_title(ALL_NAMES[name])
+        axis.set_xlabel("k")
+        axis.set_xticks(report.ks)
+        axis.grid(alpha=0.3)
+    for axis in list(axes.flat)[len(names) :]:
+        axis.set_visible(False)
+    axes.flat[0].legend()
+    suffix = " (bands: 95% bootstrap intervals)" if report.resamples else ""
+    figure.suptitle(f"llmrec evaluate: {report.runs[0].users_evaluated:,} users{suffix}")
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format=os.path.splitext(path)[1].lstrip(".") or "png", dpi=110)
+    plt.close(figure)
