@@ -95,12 +95,16 @@ def _arrow(frame: pd.DataFrame | pa.Table) -> pa.Table:
 class Encoded:
     """Ids of the truth and of every run as integer codes of shared dictionaries."""
 
-    user_names: np.ndarray  # code → user id
-    item_names: np.ndarray  # code → item id
+    user_names: pa.Array  # code → user id
+    item_names: pa.Array  # code → item id
     truth_users: np.ndarray  # codes of the truth users, in user-id order
-    truth_pairs: np.ndarray  # int64 keys user * n_items + item of the distinct truth pairs
+    truth_pairs: np.ndarray  # sorted int64 keys user * n_items + item of the truth pairs
     n_relevant: np.ndarray  # per truth user
     runs: list[tuple[np.ndarray, np.ndarray, pa.Table]]  # (user codes, item codes, table)
+
+    @property
+    def n_items(self) -> int:
+        return max(len(self.item_names), 1)
 
 
 def encode(truth: pa.Table, runs: list[pa.Table]) -> Encoded:
@@ -110,64 +114,86 @@ def encode(truth: pa.Table, runs: list[pa.Table]) -> Encoded:
     item_codes, item_names = _codes([t.column("item_id") for t in tables])
     valid = (user_codes[0] >= 0) & (item_codes[0] >= 0)
     n_items = max(len(item_names), 1)
-    keys = np.unique(user_codes[0][valid].astype(np.int64) * n_items + item_codes[0][valid])
+    keys = np.unique(user_codes[0][valid] * n_items + item_codes[0][valid])
     users_of_pairs = keys // n_items
     present = np.unique(users_of_pairs)
-    order = np.argsort(user_names[present], kind="stable")  # report users in id order
-    truth_users = present[order]
+    by_name = pc.sort_indices(user_names.take(pa.array(present))).to_numpy()
+    truth_users = present[by_name]  # report users in id order
     n_relevant = np.bincount(users_of_pairs, minlength=len(user_names))[truth_users]
     runs_encoded = list(zip(user_codes[1:], item_codes[1:], runs, strict=True))
     return Encoded(user_names, item_names, truth_users, keys, n_relevant, runs_encoded)
 
 
-def _codes(columns: list[pa.ChunkedArray]) -> tuple[list[np.ndarray], np.ndarray]:
-    """Integer codes of several string columns over one shared dictionary."""
+def _codes(columns: list[pa.ChunkedArray]) -> tuple[list[np.ndarray], pa.Array]:
+    """Integer codes (−1 for missing) of several string columns over one shared dictionary."""
     chunks = [chunk for column in columns for chunk in column.cast(pa.string()).chunks]
     encoded = pa.chunked_array(chunks, pa.string()).dictionary_encode().combine_chunks()
     codes = pc.fill_null(encoded.indices, -1).to_numpy().astype(np.int64)
-    names = np.asarray(encoded.dictionary.to_pylist(), dtype=object)
     bounds = np.cumsum([0, *(len(c) for c in columns)])
-    return [codes[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)], names
+    return [codes[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)], encoded.dictionary
 
 
-def ordered_lists(
-    users: np.ndarray, items: np.ndarray, table: pa.Table, item_names: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Order a run's rows into lists: (user, item, position) with duplicates dropped.
+def run_lists(
+    users: np.ndarray,
+    items: np.ndarray,
+    table: pa.Table,
+    encoded: Encoded,
+    depth: int,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """A run as a (truth users × depth) matrix of item codes (−1 = no item), the users it
+    ranks, and its longest list.
 
     Lists are ordered by `rank` when present, else by `score` descending with ties by item id,
-    else by file order. A duplicate (user, item) keeps its best position.
+    else by file order. A duplicate (user, item) keeps its best position. Files already
+    grouped by user in list order (as `llmrec rank` writes them) are not sorted again.
     """
     valid = (users >= 0) & (items >= 0)
-    rows = np.flatnonzero(valid)
-    users, items = users[valid], items[valid]
-    if "rank" in table.column_names:
-        keys = (rows, _numeric(table, "rank")[valid], users)
-    elif "score" in table.column_names:
-        item_order = np.argsort(np.argsort(item_names.astype(str), kind="stable"))
-        keys = (item_order[items], -_numeric(table, "score")[valid], users)
-    else:
-        keys = (rows, users)
-    if not _already_sorted(keys):
-        order = np.lexsort(keys)
+    if not valid.all():
+        users, items, table = users[valid], items[valid], table.filter(pa.array(valid))
+    keys = _order_keys(table, items, encoded.item_names)
+    if not _grouped_in_order(users, keys):
+        order = np.lexsort((np.arange(len(users)), *keys, users))
         users, items = users[order], items[order]
-    n_items = max(len(item_names), 1)
-    first = ~pd.Series(users.astype(np.int64) * n_items + items).duplicated().to_numpy()
-    users, items = users[first], items[first]
-    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-    lengths = np.diff(np.r_[starts, len(users)])
-    position = np.arange(len(users)) - np.repeat(starts, lengths)
-    return users, items, position
+    position = _positions(users)
+    lists = _fill_lists(users, items, position, encoded, depth)
+    repeated = _rows_with_duplicates(lists)
+    if len(repeated):  # drop later repeats, for the users that have any, and refill their lists
+        affected = np.zeros(len(encoded.user_names), dtype=bool)
+        affected[encoded.truth_users[repeated]] = True
+        rows = np.flatnonzero(affected[users])
+        keys = users[rows] * encoded.n_items + items[rows]
+        rows = rows[~pd.Series(keys).duplicated().to_numpy()]
+        lists[repeated] = -1
+        sub = _fill_lists(users[rows], items[rows], _positions(users[rows]), encoded, depth)
+        lists[repeated] = sub[repeated]
+    ranked = np.bincount(users, minlength=len(encoded.user_names)) > 0
+    return lists, ranked, int(position.max()) + 1 if len(position) else 0
+
+
+def _order_keys(table: pa.Table, items: np.ndarray, item_names: pa.Array) -> list[np.ndarray]:
+    """Sort keys within a user, least significant first (np.lexsort order)."""
+    if "rank" in table.column_names:
+        return [_numeric(table, "rank")]
+    if "score" in table.column_names:
+        name_rank = np.empty(len(item_names), dtype=np.int64)
+        name_rank[pc.sort_indices(item_names).to_numpy()] = np.arange(len(item_names))
+        return [name_rank[items], -_numeric(table, "score")]
+    return []
 
 
 def _numeric(table: pa.Table, column: str) -> np.ndarray:
     values = table.column(column).to_numpy().astype(np.float64)
-    return np.where(np.isnan(values), np.inf, values)
+    return np.where(np.isnan(values), np.inf, values) if np.isnan(values).any() else values
 
 
-def _already_sorted(keys: tuple[np.ndarray, ...]) -> bool:
-    """Whether rows are already in np.lexsort order of `keys` (last key primary)."""
-    undecided = np.ones(max(len(keys[0]) - 1, 0), dtype=bool)
+def _grouped_in_order(users: np.ndarray, keys: list[np.ndarray]) -> bool:
+    """Whether each user's rows are contiguous and already in `keys` order."""
+    if len(users) == 0:
+        return True
+    boundary = users[1:] != users[:-1]
+    if int(boundary.sum()) + 1 != np.count_nonzero(np.bincount(users)):
+        return False
+    undecided = ~boundary
     for key in reversed(keys):
         step = np.diff(key)
         if (step[undecided] < 0).any():
@@ -176,31 +202,38 @@ def _already_sorted(keys: tuple[np.ndarray, ...]) -> bool:
     return True
 
 
-def list_matrix(
-    users: np.ndarray,
-    items: np.ndarray,
-    position: np.ndarray,
-    truth_users: np.ndarray,
-    n_user_codes: int,
-    depth: int,
+def _positions(users: np.ndarray) -> np.ndarray:
+    """0-based position of each row within its (contiguous) user group."""
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]]) if len(users) else users
+    lengths = np.diff(np.r_[starts, len(users)])
+    return np.arange(len(users)) - np.repeat(starts, lengths)
+
+
+def _fill_lists(
+    users: np.ndarray, items: np.ndarray, position: np.ndarray, encoded: Encoded, depth: int
 ) -> np.ndarray:
-    """(truth users × depth) matrix of item codes, −1 where a list is shorter or missing."""
-    row_of_user = np.full(n_user_codes, -1, dtype=np.int64)
-    row_of_user[truth_users] = np.arange(len(truth_users))
+    row_of_user = np.full(len(encoded.user_names), -1, dtype=np.int64)
+    row_of_user[encoded.truth_users] = np.arange(len(encoded.truth_users))
     rows = row_of_user[users]
     keep = (rows >= 0) & (position < depth)
-    lists = np.full((len(truth_users), depth), -1, dtype=np.int64)
+    lists = np.full((len(encoded.truth_users), depth), -1, dtype=np.int64)
     lists[rows[keep], position[keep]] = items[keep]
     return lists
+
+
+def _rows_with_duplicates(lists: np.ndarray) -> np.ndarray:
+    """Rows of a list matrix in which an item appears more than once."""
+    ordered = np.sort(lists, axis=1)
+    return np.flatnonzero(((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).any(axis=1))
 
 
 def hits_of(
     lists: np.ndarray, truth_users: np.ndarray, truth_pairs: np.ndarray, n_items: int
 ) -> np.ndarray:
-    """0/1 matrix: whether each listed item is in its user's truth."""
-    keys = truth_users[:, None].astype(np.int64) * n_items + lists
-    hits = pd.Index(truth_pairs).get_indexer(keys.ravel()) >= 0
-    return (hits.reshape(lists.shape) & (lists >= 0)).astype(np.int8)
+    """0/1 matrix: whether each listed item is in its user's truth (sorted-key lookup)."""
+    keys = truth_users[:, None] * n_items + lists
+    found = np.minimum(np.searchsorted(truth_pairs, keys), len(truth_pairs) - 1)
+    return ((truth_pairs[found] == keys) & (lists >= 0)).astype(np.int8)
 
 
 def evaluate_runs(
@@ -215,15 +248,14 @@ def evaluate_runs(
     encoded = encode(_arrow(truth), [_arrow(r) for r in runs])
     names = names or [f"run{i + 1}" for i in range(len(runs))]
     depth = max(ks)
-    n_items = max(len(encoded.item_names), 1)
-    index = pd.Index(encoded.user_names[encoded.truth_users], name="user_id")
+    user_ids = encoded.user_names.take(pa.array(encoded.truth_users)).to_numpy(zero_copy_only=False)
+    index = pd.Index(user_ids, name="user_id", dtype=object)
+    in_truth = np.zeros(len(encoded.user_names), dtype=bool)
+    in_truth[encoded.truth_users] = True
     results = []
     for name, (users, items, table) in zip(names, encoded.runs, strict=True):
-        users, items, position = ordered_lists(users, items, table, encoded.item_names)
-        lists = list_matrix(
-            users, items, position, encoded.truth_users, len(encoded.user_names), depth
-        )
-        hits = hits_of(lists, encoded.truth_users, encoded.truth_pairs, n_items)
+        lists, ranked, longest = run_lists(users, items, table, encoded, depth)
+        hits = hits_of(lists, encoded.truth_users, encoded.truth_pairs, encoded.n_items)
         columns = {
             f"{metric}@{k}": FUNCTIONS[metric](hits, encoded.n_relevant, k)
             for metric in METRICS
@@ -231,13 +263,9 @@ def evaluate_runs(
         }
         catalog = {}
         if context is not None:
-            per_user, catalog = context.measure(lists, encoded.item_names, ks)
+            item_names = encoded.item_names.to_numpy(zero_copy_only=False)
+            per_user, catalog = context.measure(lists, item_names, ks)
             columns.update(per_user)
-        ranked = np.zeros(len(encoded.user_names), dtype=bool)
-        ranked[users] = True
-        in_truth = np.zeros(len(encoded.user_names), dtype=bool)
-        in_truth[encoded.truth_users] = True
-        lengths = np.bincount(users) if len(users) else np.zeros(1, dtype=np.int64)
         results.append(
             Evaluation(
                 ks=ks,
@@ -245,7 +273,7 @@ def evaluate_runs(
                 users_evaluated=len(encoded.truth_users),
                 users_missing=int((in_truth & ~ranked).sum()),
                 users_ignored=int((ranked & ~in_truth).sum()),
-                longest_list=int(lengths.max()),
+                longest_list=longest,
                 sources={"rankings": name},
                 catalog=catalog,
             )
