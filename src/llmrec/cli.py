@@ -442,7 +442,9 @@ def evaluate(
     if plot:
         plot_report(report, plot)
     if output is None and fmt == "table":
-        Console(highlight=False, width=max(Console().width, 100)).print(rich_table(report))
+        # on a terminal rich fits the screen; in a file or pipe, lines are never wrapped
+        width = None if sys.stdout.isatty() else 400
+        Console(highlight=False, width=width).print(rich_table(report))
         say(quiet, accounting(report))
         return
     text = render(report, fmt)

@@ -206,10 +206,14 @@ def _comparison_cells(comparison, key: str, name: str) -> list[str]:
     diff = test.difference[i]
     return [
         f"{'+' if diff >= 0 else ''}{_value(name, diff)}{mark}",
-        f"{test.p_ttest[i]:.3g}",
-        f"{test.p_randomization[i]:.3g}",
+        _p_value(test.p_ttest[i]),
+        _p_value(test.p_randomization[i]),
         f"{test.wins[i]}/{test.ties[i]}/{test.losses[i]}",
     ]
+
+
+def _p_value(p: float) -> str:
+    return "<1e-16" if p < 1e-16 else f"{p:.3g}"
 
 
 def table_rows(report: Report) -> tuple[list[str], list[list[str]]]:
@@ -249,7 +253,7 @@ def render(result: Evaluation | Report, fmt: str) -> str:
     if fmt == "markdown":
         return to_markdown(result)
     buffer = io.StringIO()
-    Console(file=buffer, width=160, color_system=None).print(rich_table(result))
+    Console(file=buffer, width=400, color_system=None).print(rich_table(result))
     return buffer.getvalue() + accounting(result) + "\n"
 
 
