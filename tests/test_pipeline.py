@@ -146,3 +146,22 @@ def test_real_executable_and_bundled_model_beat_random(sample_items, split_files
     seen = pd.read_csv(history, dtype=str)
     floor = max(random_ndcg(truth, catalog, seen, seed) for seed in range(5))
     assert ndcg > 2 * floor, (ndcg, floor)
+
+
+def test_items_from_stdin_equal_items_from_the_file(tiny_bert, sample_items, tmp_path):
+    from_file, from_stdin = tmp_path / "file.parquet", tmp_path / "stdin.parquet"
+    invoke("embed", sample_items, "--model", tiny_bert, "-o", from_file, "--quiet")
+    piped = run_cli(
+        "embed",
+        "-",
+        "--model",
+        tiny_bert,
+        "-o",
+        from_stdin,
+        "--quiet",
+        stdin=sample_items.read_bytes(),
+    )
+    assert piped.returncode == 0, piped.stderr
+    a, b = pd.read_parquet(from_file), pd.read_parquet(from_stdin)
+    assert a.item_id.tolist() == b.item_id.tolist()
+    np.testing.assert_allclose(np.stack(a.embedding), np.stack(b.embedding), atol=1e-6)
