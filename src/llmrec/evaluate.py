@@ -63,12 +63,19 @@ def read_rankings(path: str) -> pa.Table:
         required=["user_id", "item_id"],
         what="rankings",
         hint="rankings need user_id and item_id columns (as 'llmrec rank' writes)",
+        select=_ranking_columns,
     )
     for column in ("rank", "score"):
         kind = table.schema.field(column).type if column in table.column_names else None
         if kind is not None and not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
             raise InputError(f"{path}: column {column!r} must be numeric")
     return table
+
+
+def _ranking_columns(names: list[str]) -> list[str]:
+    """Ids and the one column that orders the lists: rank, else score."""
+    order = "rank" if "rank" in names else "score"
+    return ["user_id", "item_id", order]
 
 
 def read_truth(path: str) -> pa.Table:
@@ -78,7 +85,8 @@ def read_truth(path: str) -> pa.Table:
         required=["user_id", "item_id"],
         what="truth",
         hint="the truth file needs user_id and item_id columns",
-    ).select(["user_id", "item_id"])
+        select=lambda names: ["user_id", "item_id"],
+    )
 
 
 def _arrow(frame: pd.DataFrame | pa.Table) -> pa.Table:

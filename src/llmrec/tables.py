@@ -68,14 +68,16 @@ def read_arrow(
     strings: Iterable[str] = (),
     what: str = "table",
     hint: str = "",
+    select: Callable[[list[str]], list[str]] | None = None,
 ) -> pa.Table:
     """Read a table file into Arrow, with `required` and `strings` columns as text.
 
+    `select(column_names)` may name the only columns to read, which spares parsing the rest.
     Raises InputError naming the file when it is missing, unreadable, empty, has duplicate
     column names, or lacks one of the `required` columns (`hint` says which option to use).
     """
     strings = ALL if strings == ALL else list(dict.fromkeys([*required, *strings]))
-    table, names = _read_arrow(path, strings, what)
+    table, names = _read_arrow(path, strings, what, select)
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise InputError(
@@ -121,8 +123,10 @@ def _string_mapper(dtype: pa.DataType):
     return None
 
 
-def _read_arrow(path: str, strings: list[str] | str, what: str) -> tuple[pa.Table, list[str]]:
-    """Read the file and its column names; any parse or decoding failure is an InputError."""
+def _read_arrow(
+    path: str, strings: list[str] | str, what: str, select=None
+) -> tuple[pa.Table, list[str]]:
+    """Read the file and all its column names; any parse or decoding failure is an InputError."""
     fmt, compression = table_format(path)
     if path != STDIO and not os.path.isfile(path):
         kind = "is a folder, not a file" if os.path.isdir(path) else "not found"
@@ -133,8 +137,11 @@ def _read_arrow(path: str, strings: list[str] | str, what: str) -> tuple[pa.Tabl
         elif fmt == "jsonl":
             table = pajson.read_json(_input_opener(path, compression)())
         else:
-            table = _read_csv(_input_opener(path, compression), fmt, strings)
-        return table, table.schema.names
+            return _read_csv(_input_opener(path, compression), fmt, strings, select)
+        names = table.schema.names
+        if select and len(set(names)) == len(names):
+            table = table.select([n for n in select(names) if n in names])
+        return table, names
     except InputError:
         raise
     except (pa.ArrowException, OSError, EOFError, ValueError) as exc:  # UnicodeError included
@@ -143,14 +150,25 @@ def _read_arrow(path: str, strings: list[str] | str, what: str) -> tuple[pa.Tabl
         ) from exc
 
 
-def _read_csv(open_source: Callable[[], pa.NativeFile], fmt: str, strings) -> pa.Table:
+def _read_csv(
+    open_source: Callable[[], pa.NativeFile], fmt: str, strings, select=None
+) -> tuple[pa.Table, list[str]]:
     parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
+    names = None
+    if strings == ALL or select:
+        names = pacsv.open_csv(open_source(), parse_options=parse).schema.names
     if strings == ALL:
-        strings = pacsv.open_csv(open_source(), parse_options=parse).schema.names
+        strings = names
+    wanted = None
+    if select and len(set(names)) == len(names):
+        wanted = [n for n in select(names) if n in names]
     convert = pacsv.ConvertOptions(
-        column_types={c: pa.string() for c in strings}, strings_can_be_null=True
+        column_types={c: pa.string() for c in strings},
+        strings_can_be_null=True,
+        include_columns=wanted,
     )
-    return pacsv.read_csv(open_source(), parse_options=parse, convert_options=convert)
+    table = pacsv.read_csv(open_source(), parse_options=parse, convert_options=convert)
+    return table, names or table.schema.names
 
 
 def _input_opener(path: str, compression: str | None) -> Callable[[], pa.NativeFile]:
