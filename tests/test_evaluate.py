@@ -275,3 +275,13 @@ def test_means_match_an_independent_implementation_on_random_data(tmp_path, seed
         expected = reference_means(ranked, truth, k)
         for name in METRICS:
             assert summary[f"{name}@{k}"] == pytest.approx(expected[name], abs=1e-12), (name, k)
+
+
+def test_rows_without_a_score_go_last_in_their_list():
+    rankings = pd.DataFrame(
+        {"user_id": ["u", "u", "u"], "item_id": ["a", "b", "c"], "score": [np.nan, 0.5, 0.9]}
+    )
+    truth = pd.DataFrame({"user_id": ["u"], "item_id": ["a"]})
+    result = evaluate_frames(rankings, truth, [1, 3])
+    assert result.summary()["hit_rate@1"] == 0
+    assert result.summary()["mrr@3"] == pytest.approx(1 / 3)

@@ -185,13 +185,14 @@ def _order_keys(table: pa.Table, items: np.ndarray, item_names: pa.Array) -> lis
     if "score" in table.column_names:
         name_rank = np.empty(len(item_names), dtype=np.int64)
         name_rank[pc.sort_indices(item_names).to_numpy()] = np.arange(len(item_names))
-        return [name_rank[items], -_numeric(table, "score")]
+        return [name_rank[items], -_numeric(table, "score", missing=-np.inf)]
     return []
 
 
-def _numeric(table: pa.Table, column: str) -> np.ndarray:
+def _numeric(table: pa.Table, column: str, missing: float = np.inf) -> np.ndarray:
+    """A column as floats; missing values become `missing` (so they sort last)."""
     values = table.column(column).to_numpy().astype(np.float64)
-    return np.where(np.isnan(values), np.inf, values) if np.isnan(values).any() else values
+    return np.where(np.isnan(values), missing, values) if np.isnan(values).any() else values
 
 
 def _grouped_in_order(users: np.ndarray, keys: list[np.ndarray]) -> bool:
