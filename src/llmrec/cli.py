@@ -78,9 +78,22 @@ TimeCol = Annotated[
         "[default: 'timestamp' if present, else file order]."
     ),
 ]
-Strategy = Annotated[str, typer.Option(help="How history vectors are pooled: mean | decay.")]
+Strategy = Annotated[
+    str, typer.Option(help="How history events are weighted: mean | decay | last | weighted.")
+]
 HalfLife = Annotated[
-    float | None, typer.Option(help="With --strategy decay: events after which a weight halves.")
+    str | None,
+    typer.Option(
+        help="Recency decay: weight halves every N events (5) or span of time (30d, 12h)."
+    ),
+]
+LastN = Annotated[int | None, typer.Option(help="With --strategy last: the N most recent events.")]
+WeightCol = Annotated[
+    str | None,
+    typer.Option(help="With --strategy weighted: a rating (centred per user) or quantity column."),
+]
+WeightMode = Annotated[
+    str, typer.Option(help="auto | centered | log | raw (auto: centred for ratings, else log).")
 ]
 MaxHistory = Annotated[int | None, typer.Option(help="Use only each user's N most recent events.")]
 
@@ -258,12 +271,15 @@ def profile(
     time_col: TimeCol = None,
     strategy: Strategy = "mean",
     half_life: HalfLife = None,
+    last_n: LastN = None,
     max_history: MaxHistory = None,
+    weight_col: WeightCol = None,
+    weight_mode: WeightMode = "auto",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Turn each user's history into a user vector."""
-    from .profile import profile_users
+    from .profile import Weighting, profile_users
     from .vectors import read_vectors, write_vectors
 
     _check_outputs([output], [history, items])
@@ -278,9 +294,7 @@ def profile(
             user_col=user_col,
             item_col=item_col,
             time_col=time_col,
-            strategy=strategy,
-            half_life=half_life,
-            max_history=max_history,
+            weighting=Weighting(strategy, half_life, last_n, max_history, weight_col, weight_mode),
         )
         bar.advance(task)
         write_vectors(users, output)
@@ -324,11 +338,15 @@ def rank(
     time_col: TimeCol = None,
     strategy: Strategy = "mean",
     half_life: HalfLife = None,
+    last_n: LastN = None,
     max_history: MaxHistory = None,
+    weight_col: WeightCol = None,
+    weight_mode: WeightMode = "auto",
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Score users against items and write each user's top k as CSV (user_id,rank,item_id,score)."""
+    from .profile import Weighting
     from .rank import rank_to_file
 
     if users is None and user_history is None:
@@ -354,9 +372,9 @@ def rank(
                 user_col=user_col,
                 item_col=item_col,
                 time_col=time_col,
-                strategy=strategy,
-                half_life=half_life,
-                max_history=max_history,
+                weighting=Weighting(
+                    strategy, half_life, last_n, max_history, weight_col, weight_mode
+                ),
             ),
             on_start=lambda n: bar.update(task, total=n),
             on_block=lambda n: bar.advance(task, n),
@@ -559,7 +577,10 @@ def info(
         "template",
         "strategy",
         "half_life",
+        "last_n",
         "max_history",
+        "weight_col",
+        "weight_mode",
         "version",
     ):
         if key in meta:
