@@ -333,6 +333,14 @@ def rank(
         typer.Option(help="Rank without embeddings: popular | random (needs --user-history)."),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of --baseline random.")] = 0,
+    blend: Annotated[
+        str | None,
+        typer.Option(
+            help="Mix scores, e.g. text=1,cooc=0.5,pop=0.1: text similarity, item-to-item "
+            "co-occurrence (cooc) or EASE (ease) learned from --user-history, popularity (pop)."
+        ),
+    ] = None,
+    ease_lambda: Annotated[float, typer.Option(help="EASE regularisation.")] = 500.0,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
     time_col: TimeCol = None,
@@ -347,7 +355,7 @@ def rank(
 ) -> None:
     """Score users against items and write each user's top k as CSV (user_id,rank,item_id,score)."""
     from .profile import Weighting
-    from .rank import rank_to_file
+    from .rank import parse_blend, rank_to_file
 
     if users is None and user_history is None:
         raise LlmrecError("give --users users.parquet or --user-history history.csv")
@@ -368,6 +376,8 @@ def rank(
             exclude_seen=not include_seen,
             baseline=baseline,
             seed=seed,
+            blend=parse_blend(blend) if blend else None,
+            ease_lambda=ease_lambda,
             profile_options=dict(
                 user_col=user_col,
                 item_col=item_col,

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from . import collab
 from .errors import InputError
-from .profile import History, map_history, profile_users
+from .profile import History, Weighting, map_history, profile_users
 from .tables import open_output, read_interactions
 from .vectors import VectorTable, check_compatible, read_vectors
 
@@ -95,6 +96,53 @@ def random_scorer(n_items: int, seed: int = 0) -> Scorer:
     return score
 
 
+def standardized(scores):
+    """Each row shifted to mean 0 and scaled to standard deviation 1 (constant rows → 0)."""
+    finite = scores.clone()
+    mean = finite.mean(dim=1, keepdim=True)
+    std = finite.std(dim=1, keepdim=True)
+    return (finite - mean) / std.where(std > 0, 1.0)
+
+
+def blend_scorer(parts: list[tuple[float, Scorer]]) -> Scorer:
+    """Σ weight · standardized(component scores): components on different scales add fairly."""
+
+    def score(start: int, stop: int):
+        total = None
+        for weight, scorer in parts:
+            term = standardized(scorer(start, stop)) * weight
+            total = term if total is None else total.add_(term)
+        return total
+
+    return score
+
+
+def item_model_scorer(model, rows) -> Scorer:
+    """History rows (users × items, recency-weighted CSR) times an item-to-item model."""
+    import torch
+
+    return lambda start, stop: torch.from_numpy(model.scores(rows[start:stop]))
+
+
+def parse_blend(text: str) -> dict[str, float]:
+    """`text=1,cooc=0.5,pop=0.1` → {"text": 1.0, "cooc": 0.5, "pop": 0.1}."""
+    weights: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        name = name.strip()
+        if name not in BLEND_PARTS:
+            raise InputError(
+                f"--blend {text!r}: unknown part {name!r}; use {', '.join(BLEND_PARTS)}"
+            )
+        try:
+            weights[name] = float(value) if value else 1.0
+        except ValueError as exc:
+            raise InputError(f"--blend {text!r}: {part!r} needs a number, e.g. {name}=0.5") from exc
+    if not weights or all(w == 0 for w in weights.values()):
+        raise InputError(f"--blend {text!r}: give at least one part with a non-zero weight")
+    return weights
+
+
 def _splitmix64(x: np.ndarray) -> np.ndarray:
     """A fast, well-mixed 64-bit integer hash (SplitMix64's finaliser), vectorised."""
     with np.errstate(over="ignore"):
@@ -165,6 +213,7 @@ def write_rankings(blocks: Iterator[pd.DataFrame], handle) -> int:
 
 
 BASELINES = ("popular", "random")
+BLEND_PARTS = ("text", "cooc", "ease", "pop")
 
 
 @dataclass
@@ -186,12 +235,15 @@ def rank_to_file(
     profile_options: dict | None = None,
     baseline: str | None = None,
     seed: int = 0,
+    blend: dict[str, float] | None = None,
+    ease_lambda: float = 500.0,
     budget_bytes: int = DEFAULT_BLOCK_BYTES,
     on_start: Callable[[int], None] | None = None,
     on_block: Callable[[int], None] | None = None,
 ) -> RankResult:
     """Rank users and write the CSV: by vectors (from a table, or profiled from a history),
-    or by a baseline that needs no embeddings (`popular`, `random`).
+    or by a baseline that needs no embeddings (`popular`, `random`). `blend` mixes the text
+    score with item-to-item models learned from the history (`cooc`, `ease`) and popularity.
 
     With a history, its items are excluded from each user's list unless `exclude_seen` is off.
     """
@@ -204,8 +256,10 @@ def rank_to_file(
         )
     else:
         user_ids, item_ids, scorer, history = _by_vectors(
-            items_path, users_path, history_path, options
+            items_path, users_path, history_path, options, blend, ease_lambda
         )
+        if blend:
+            budget_bytes //= len(blend) + 1  # one score block per part, plus the sum
     seen = Seen(*history.seen(user_ids, len(item_ids))) if history and exclude_seen else None
     if on_start:
         on_start(len(user_ids))
@@ -217,10 +271,11 @@ def rank_to_file(
     return RankResult(len(user_ids), len(item_ids), rows, history)
 
 
-def _by_vectors(items_path, users_path, history_path, options):
+def _by_vectors(items_path, users_path, history_path, options, blend=None, ease_lambda=500.0):
     if not items_path:
         raise InputError("give --items items.parquet (or --baseline popular|random)")
     items = read_vectors(items_path, "items").sorted_by_id()
+    weighting = options.get("weighting") or Weighting()
     if users_path:
         users = read_vectors(users_path, "users").sorted_by_id()
         check_compatible(users, items, users_path, items_path)
@@ -229,12 +284,41 @@ def _by_vectors(items_path, users_path, history_path, options):
             columns = {
                 key: options[key] for key in ("user_col", "item_col", "time_col") if key in options
             }
-            history = map_history(read_interactions(history_path, **columns), items.ids)
+            extra = [weighting.weight_col] if weighting.weight_col else []
+            interactions = read_interactions(history_path, extra=extra, **columns)
+            history = map_history(interactions, items.ids, weighting.weight_col)
     elif history_path:
         users, history = profile_users(history_path, items, **options)
     else:
         raise InputError("give --users users.parquet or --user-history history.csv")
-    return users.ids, items.ids, vector_scorer(users, items), history
+    scorer = vector_scorer(users, items)
+    if blend:
+        scorer = _blend(blend, scorer, history, users.ids, items.ids, weighting, ease_lambda)
+    return users.ids, items.ids, scorer, history
+
+
+def _blend(blend, text_scorer, history, user_ids, item_ids, weighting, ease_lambda) -> Scorer:
+    """The blended scorer: text, item-to-item models on recency-weighted rows, popularity."""
+    if history is None and set(blend) - {"text"}:
+        raise InputError("--blend with cooc, ease or pop needs --user-history history.csv")
+    parts = []
+    rows = None
+    for name, weight in blend.items():
+        if weight == 0:
+            continue
+        if name == "text":
+            parts.append((weight, text_scorer))
+        elif name == "pop":
+            popularity = np.log1p(collab.item_popularity(history, len(item_ids)))
+            parts.append((weight, popularity_scorer(popularity)))
+        else:
+            if rows is None:
+                rows = collab.user_rows(
+                    history, user_ids, len(item_ids), weighting.weights(history)
+                )
+            model = collab.fit(name, history, item_ids, ease_lambda=ease_lambda)
+            parts.append((weight, item_model_scorer(model, rows)))
+    return blend_scorer(parts)
 
 
 def _baseline(baseline, items_path, history_path, options, seed):

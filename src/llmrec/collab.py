@@ -1,0 +1,120 @@
+"""What histories alone teach: item popularity and item-to-item models.
+
+- `cooc`: co-occurrence of items in users' histories, cosine-normalised
+  (S_ij = C_ij / √(C_ii·C_jj), C = XᵀX over binary X, diagonal zeroed). Sparse, any catalog size.
+- `ease`: EASE (Steck 2019), the closed-form linear item-to-item model
+  B = I − P·diag(1/diag(P)), P = (XᵀX + λI)⁻¹, diagonal zeroed. Dense item × item, so only
+  for catalogs whose square fits in memory.
+
+A user's scores are their (recency-weighted) history row times the item-to-item matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .errors import InputError
+from .profile import History
+
+EASE_MAX_ITEMS = 40_000  # 40k² float32 = 6.4 GB: beyond this, use cooc
+MODELS = ("cooc", "ease")
+
+
+def interaction_matrix(history: History, n_items: int):
+    """Binary users × items CSR matrix: 1 where the user interacted with the item."""
+    matrix = sp.csr_matrix(
+        (
+            np.ones(len(history.item_index), dtype=np.float32),
+            (history.user_index, history.item_index),
+        ),
+        shape=(history.n_users, n_items),
+    )
+    matrix.sum_duplicates()
+    matrix.data = np.minimum(matrix.data, 1.0)
+    return matrix
+
+
+def user_rows(history: History, user_ids: np.ndarray, n_items: int, weights: np.ndarray):
+    """Weighted history rows for `user_ids` in that order (empty rows for unknown users).
+
+    An item seen several times keeps its largest weight (its most recent, under decay).
+    """
+    import pandas as pd
+
+    position = pd.Index(history.user_ids).get_indexer(user_ids)
+    row_of_user = np.full(history.n_users, -1, dtype=np.int64)
+    known = position >= 0
+    row_of_user[position[known]] = np.flatnonzero(known)
+    rows = row_of_user[history.user_index]
+    keep = (rows >= 0) & (weights != 0)
+    order = np.lexsort((-weights[keep], history.item_index[keep], rows[keep]))
+    r, c, w = rows[keep][order], history.item_index[keep][order], weights[keep][order]
+    first = np.r_[True, (r[1:] != r[:-1]) | (c[1:] != c[:-1])] if len(r) else np.zeros(0, bool)
+    return sp.csr_matrix((w[first], (r[first], c[first])), shape=(len(user_ids), n_items))
+
+
+def item_popularity(history: History, n_items: int) -> np.ndarray:
+    """Number of distinct users who interacted with each item."""
+    pairs = np.unique(history.user_index * n_items + history.item_index)
+    return np.bincount(pairs % n_items, minlength=n_items)
+
+
+def cooccurrence(binary) -> sp.csr_matrix:
+    """Cosine-normalised item co-occurrence S (items × items, sparse), diagonal zeroed."""
+    counts = (binary.T @ binary).tocsr().astype(np.float32)
+    norms = np.sqrt(counts.diagonal())
+    norms[norms == 0] = 1
+    scale = sp.diags(1 / norms)
+    similarity = (scale @ counts @ scale).tocsr()
+    similarity.setdiag(0)
+    similarity.eliminate_zeros()
+    return similarity
+
+
+def ease(binary, regularization: float = 500.0) -> np.ndarray:
+    """EASE item-to-item weights B (dense float32, diagonal zero)."""
+    n_items = binary.shape[1]
+    if n_items > EASE_MAX_ITEMS:
+        raise InputError(
+            f"ease needs a dense {n_items:,} × {n_items:,} matrix; "
+            f"use cooc for catalogs over {EASE_MAX_ITEMS:,} items"
+        )
+    if regularization <= 0:
+        raise InputError(f"--ease-lambda {regularization}: must be positive")
+    import torch
+
+    gram = torch.from_numpy((binary.T @ binary).toarray().astype(np.float64))
+    gram.diagonal().add_(regularization)
+    precision = torch.linalg.inv(gram)
+    weights = -precision / precision.diagonal()
+    weights.diagonal().zero_()
+    return weights.numpy().astype(np.float32)
+
+
+@dataclass
+class ItemModel:
+    """A fitted item-to-item model: scores = history row @ matrix."""
+
+    kind: str  # cooc | ease
+    matrix: object  # scipy CSR (cooc) or dense ndarray (ease)
+    item_ids: np.ndarray
+
+    def scores(self, rows) -> np.ndarray:
+        """Dense (users × items) scores for a CSR block of user history rows."""
+        result = rows @ self.matrix
+        return np.asarray(result.toarray() if sp.issparse(result) else result, dtype=np.float32)
+
+
+def fit(
+    kind: str, history: History, item_ids: np.ndarray, *, ease_lambda: float = 500.0
+) -> ItemModel:
+    """Fit `cooc` or `ease` on the binary interactions of a history."""
+    binary = interaction_matrix(history, len(item_ids))
+    if kind == "cooc":
+        return ItemModel(kind, cooccurrence(binary), item_ids)
+    if kind == "ease":
+        return ItemModel(kind, ease(binary, ease_lambda), item_ids)
+    raise InputError(f"unknown item-to-item model {kind!r}: choose one of {', '.join(MODELS)}")

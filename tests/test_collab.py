@@ -1,0 +1,155 @@
+"""Item-to-item models learned from histories, and blended scoring in rank."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from llmrec import collab
+from llmrec.cli import app
+from llmrec.errors import InputError
+from llmrec.profile import map_history
+from llmrec.rank import blend_scorer, parse_blend, standardized
+from llmrec.vectors import VectorTable, write_vectors
+
+ITEMS = np.array(["a", "b", "c", "d"], dtype=object)
+
+
+def history(rows):
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "order"])
+    return map_history(frame, ITEMS)
+
+
+def test_cooccurrence_is_cosine_normalised_with_zero_diagonal():
+    # users: {a, b}, {a, b}, {a, c} → C_ab = 2, C_ac = 1, C_aa = 3, C_bb = 2, C_cc = 1
+    h = history(
+        [("1", "a", 1), ("1", "b", 2), ("2", "a", 1), ("2", "b", 2), ("3", "a", 1), ("3", "c", 2)]
+    )
+    similarity = collab.cooccurrence(collab.interaction_matrix(h, 4)).toarray()
+    assert similarity[0, 1] == pytest.approx(2 / np.sqrt(3 * 2))
+    assert similarity[0, 2] == pytest.approx(1 / np.sqrt(3))
+    assert similarity[1, 2] == 0 and np.all(np.diag(similarity) == 0)
+    np.testing.assert_allclose(similarity, similarity.T)
+
+
+def test_ease_matches_its_closed_form():
+    rng = np.random.default_rng(0)
+    rows = [(str(u), ITEMS[i], t) for u in range(30) for t, i in enumerate(rng.choice(4, 2, False))]
+    h = history(rows)
+    binary = collab.interaction_matrix(h, 4).toarray().astype(np.float64)
+    weights = collab.ease(collab.interaction_matrix(h, 4), regularization=2.0)
+    p = np.linalg.inv(binary.T @ binary + 2.0 * np.eye(4))
+    expected = -p / np.diag(p)
+    np.fill_diagonal(expected, 0)
+    np.testing.assert_allclose(weights, expected, atol=1e-5)
+
+
+def test_user_rows_keep_each_items_largest_weight_in_the_requested_order():
+    h = history([("u", "a", 1), ("u", "b", 2), ("u", "a", 3), ("v", "c", 1)])
+    rows = collab.user_rows(
+        h,
+        np.array(["v", "x", "u"], dtype=object),
+        4,
+        np.array([0.2, 0.5, 1.0, 1.0], dtype=np.float32),
+    )
+    dense = rows.toarray()
+    np.testing.assert_allclose(dense, [[0, 0, 1, 0], [0, 0, 0, 0], [1.0, 0.5, 0, 0]])
+
+
+def test_parse_blend():
+    assert parse_blend("text=1,cooc=0.5, pop=0.1") == {"text": 1.0, "cooc": 0.5, "pop": 0.1}
+    for bad in ("nope=1", "text=x", "text=0", ""):
+        with pytest.raises(InputError, match="--blend"):
+            parse_blend(bad)
+
+
+def test_blend_is_a_weighted_sum_of_standardised_rows():
+    a = torch.tensor([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])
+    b = torch.tensor([[30.0, 10.0, 20.0], [0.0, 1.0, 0.0]])
+    scorer = blend_scorer([(1.0, lambda s, e: a[s:e].clone()), (0.5, lambda s, e: b[s:e].clone())])
+    expected = standardized(a) + 0.5 * standardized(b)
+    torch.testing.assert_close(scorer(0, 2), expected)
+    assert torch.all(standardized(a)[1] == 0)  # a constant row carries no preference
+
+
+def test_rank_blend_through_the_cli(tmp_path):
+    # text says a user of a wants d (same vector); co-occurrence says b follows a
+    vectors = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], dtype=np.float32)
+    write_vectors(
+        VectorTable("items", ITEMS, vectors, {"model": "m", "model_fingerprint": "f"}),
+        str(tmp_path / "i.parquet"),
+    )
+    rows = [
+        ("1", "a", 1),
+        ("1", "b", 2),
+        ("2", "a", 1),
+        ("2", "b", 2),
+        ("3", "c", 1),
+        ("3", "d", 2),
+        ("4", "a", 1),
+    ]
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(
+        tmp_path / "h.csv", index=False
+    )
+    result = CliRunner().invoke(
+        app,
+        [
+            "rank",
+            "--user-history",
+            str(tmp_path / "h.csv"),
+            "--items",
+            str(tmp_path / "i.parquet"),
+            "--blend",
+            "text=1,cooc=1",
+            "-k",
+            "1",
+            "-o",
+            str(tmp_path / "r.csv"),
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    ranked = pd.read_csv(tmp_path / "r.csv", dtype=str).set_index("user_id")
+    assert ranked.loc["4", "item_id"] == "b"
+    text_only = CliRunner().invoke(
+        app,
+        [
+            "rank",
+            "--user-history",
+            str(tmp_path / "h.csv"),
+            "--items",
+            str(tmp_path / "i.parquet"),
+            "-k",
+            "1",
+            "-o",
+            str(tmp_path / "t.csv"),
+        ],
+    )
+    assert text_only.exit_code == 0
+    assert (
+        pd.read_csv(tmp_path / "t.csv", dtype=str).set_index("user_id").loc["4", "item_id"] == "b"
+    )  # ties → id order
+    ease = CliRunner().invoke(
+        app,
+        [
+            "rank",
+            "--user-history",
+            str(tmp_path / "h.csv"),
+            "--items",
+            str(tmp_path / "i.parquet"),
+            "--blend",
+            "ease=1",
+            "--ease-lambda",
+            "0.5",
+            "-k",
+            "1",
+            "-o",
+            str(tmp_path / "e.csv"),
+        ],
+    )
+    assert ease.exit_code == 0, ease.stderr
+    assert (
+        pd.read_csv(tmp_path / "e.csv", dtype=str).set_index("user_id").loc["4", "item_id"] == "b"
+    )
