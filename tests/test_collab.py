@@ -129,8 +129,8 @@ def test_rank_blend_through_the_cli(tmp_path):
     )
     assert text_only.exit_code == 0
     assert (
-        pd.read_csv(tmp_path / "t.csv", dtype=str).set_index("user_id").loc["4", "item_id"] == "b"
-    )  # ties → id order
+        pd.read_csv(tmp_path / "t.csv", dtype=str).set_index("user_id").loc["4", "item_id"] == "d"
+    )
     ease = CliRunner().invoke(
         app,
         [
