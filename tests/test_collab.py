@@ -153,3 +153,19 @@ def test_rank_blend_through_the_cli(tmp_path):
     assert (
         pd.read_csv(tmp_path / "e.csv", dtype=str).set_index("user_id").loc["4", "item_id"] == "b"
     )
+
+
+def test_ease_through_woodbury_equals_the_direct_inverse():
+    rng = np.random.default_rng(1)
+    many_items = np.array([f"i{j}" for j in range(12)], dtype=object)
+    rows = [
+        (str(u), many_items[i], t) for u in range(5) for t, i in enumerate(rng.choice(12, 4, False))
+    ]
+    h = map_history(pd.DataFrame(rows, columns=["user_id", "item_id", "order"]), many_items)
+    binary = collab.interaction_matrix(h, 12)
+    assert binary.shape[0] < binary.shape[1]  # more items than users: the Woodbury path
+    x = binary.toarray().astype(np.float64)
+    p = np.linalg.inv(x.T @ x + 3.0 * np.eye(12))
+    expected = -p / np.diag(p)
+    np.fill_diagonal(expected, 0)
+    np.testing.assert_allclose(collab.ease(binary, 3.0), expected, atol=1e-5)

@@ -75,8 +75,12 @@ def cooccurrence(binary) -> sp.csr_matrix:
 
 
 def ease(binary, regularization: float = 500.0) -> np.ndarray:
-    """EASE item-to-item weights B (dense float32, diagonal zero)."""
-    n_items = binary.shape[1]
+    """EASE item-to-item weights B (dense float32, diagonal zero).
+
+    P = (XᵀX + λI)⁻¹ is inverted directly when items ≤ users, else through the Woodbury
+    identity P = (I − Xᵀ(λI + XXᵀ)⁻¹X) / λ, which inverts a users × users matrix instead.
+    """
+    n_users, n_items = binary.shape
     if n_items > EASE_MAX_ITEMS:
         raise InputError(
             f"ease needs a dense {n_items:,} × {n_items:,} matrix; "
@@ -86,12 +90,21 @@ def ease(binary, regularization: float = 500.0) -> np.ndarray:
         raise InputError(f"--ease-lambda {regularization}: must be positive")
     import torch
 
-    gram = torch.from_numpy((binary.T @ binary).toarray().astype(np.float64))
-    gram.diagonal().add_(regularization)
-    precision = torch.linalg.inv(gram)
+    if n_items <= n_users:
+        gram = torch.from_numpy((binary.T @ binary).toarray().astype(np.float64))
+        gram.diagonal().add_(regularization)
+        precision = torch.linalg.inv(gram).float()
+    else:
+        x = torch.from_numpy(binary.toarray().astype(np.float64))
+        small = x @ x.T
+        small.diagonal().add_(regularization)
+        mixed = torch.linalg.solve(small, x).float()  # (λI + XXᵀ)⁻¹X
+        precision = -(x.float().T @ mixed)
+        precision.diagonal().add_(1.0)
+        precision /= regularization
     weights = -precision / precision.diagonal()
     weights.diagonal().zero_()
-    return weights.numpy().astype(np.float32)
+    return weights.numpy()
 
 
 @dataclass
