@@ -341,6 +341,12 @@ def rank(
         ),
     ] = None,
     ease_lambda: Annotated[float, typer.Option(help="EASE regularisation.")] = 500.0,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain", help="Add a 'because' column: the history item behind each pick."
+        ),
+    ] = False,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
     time_col: TimeCol = None,
@@ -378,6 +384,7 @@ def rank(
             seed=seed,
             blend=parse_blend(blend) if blend else None,
             ease_lambda=ease_lambda,
+            explain=explain,
             profile_options=dict(
                 user_col=user_col,
                 item_col=item_col,

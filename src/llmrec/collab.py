@@ -115,6 +115,13 @@ class ItemModel:
     matrix: object  # scipy CSR (cooc) or dense ndarray (ease)
     item_ids: np.ndarray
 
+    def columns(self, items: np.ndarray) -> np.ndarray:
+        """M[:, i] for each item i, as rows (len(items) × n_items): what each history item
+        contributes to i. (Co-occurrence is symmetric, so its columns are its rows.)"""
+        if sp.issparse(self.matrix):
+            return np.asarray(self.matrix[items].toarray(), dtype=np.float32)
+        return np.ascontiguousarray(self.matrix[:, items].T)
+
     def scores(self, rows) -> np.ndarray:
         """Dense (users × items) scores for a CSR block of user history rows."""
         result = rows @ self.matrix

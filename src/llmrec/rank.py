@@ -152,6 +152,52 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
+@dataclass
+class Explainer:
+    """Names, for each recommendation, the history item that contributed most to its score.
+
+    A history item j adds w_j·cos(v_j, v_i) to the text score of item i (the profile is a
+    weighted mean) and x_j·M[j, i] to an item-to-item score; each part is scaled by its largest
+    contribution for that user, weighted as in the blend, and summed.
+    """
+
+    rows: object  # CSR users × items: each user's history weights
+    item_ids: np.ndarray
+    text: tuple[float, np.ndarray] | None = None  # (blend weight, item vectors)
+    models: list = None  # [(blend weight, ItemModel)]
+    budget_bytes: int = DEFAULT_BLOCK_BYTES
+
+    def because(self, start: int, stop: int, columns: np.ndarray) -> np.ndarray:
+        """(users × k) history item ids explaining `columns`, the recommended item indices."""
+        out = np.empty(columns.shape, dtype=object)
+        n_items = len(self.item_ids)
+        step = max(1, self.budget_bytes // (max(columns.shape[1], 1) * n_items * 4 * 3))
+        for a in range(start, stop, step):
+            b = min(a + step, stop)
+            recs = columns[a - start : b - start]
+            history = self.rows[a:b].toarray()  # (users, items) weights, 0 = not in history
+            total = np.zeros((b - a, recs.shape[1], n_items), dtype=np.float32)
+            if self.text is not None:
+                weight, vectors = self.text
+                part = (vectors[recs] @ vectors.T) * history[:, None, :]
+                total += weight * _scaled(part)
+            for weight, model in self.models or []:
+                part = model.columns(recs.ravel()).reshape(recs.shape + (n_items,))
+                total += weight * _scaled(part * history[:, None, :])
+            total[np.broadcast_to(history[:, None, :] == 0, total.shape)] = -np.inf
+            best = total.argmax(axis=2)
+            names = self.item_ids[best]
+            names[~np.isfinite(total.max(axis=2))] = ""
+            out[a - start : b - start] = names
+        return out
+
+
+def _scaled(part: np.ndarray) -> np.ndarray:
+    """Divide each user's contributions by their largest magnitude (so parts are comparable)."""
+    peak = np.abs(part).max(axis=(1, 2), keepdims=True)
+    return part / np.where(peak > 0, peak, 1)
+
+
 def rank_blocks(
     user_ids: np.ndarray,
     item_ids: np.ndarray,
@@ -161,8 +207,10 @@ def rank_blocks(
     seen: Seen | None = None,
     budget_bytes: int = DEFAULT_BLOCK_BYTES,
     on_block: Callable[[int], None] | None = None,
+    explainer: Explainer | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """Yield ranking rows (user_id, rank, item_id, score) block by block, in user order.
+    """Yield ranking rows (user_id, rank, item_id, score[, because]) block by block, in user
+    order.
 
     Users and items must be sorted by id so that the output is sorted by user and ties fall
     to the smaller item id. Seen items get −inf and never appear in the output.
@@ -181,7 +229,12 @@ def rank_blocks(
             rows = np.repeat(np.arange(stop - start), np.diff(seen.indptr[start : stop + 1]))
             scores[torch.from_numpy(rows), torch.from_numpy(seen.indices[lo:hi])] = -torch.inf
         values, columns = top_k(scores, kk)
-        yield _block_frame(user_ids[start:stop], item_ids, values.numpy(), columns.numpy())
+        del scores
+        frame = _block_frame(user_ids[start:stop], item_ids, values.numpy(), columns.numpy())
+        if explainer is not None:
+            because = explainer.because(start, stop, columns.numpy())
+            frame["because"] = because[np.isfinite(values.numpy())]
+        yield frame
         if on_block:
             on_block(stop - start)
 
@@ -202,9 +255,9 @@ def _block_frame(
     )
 
 
-def write_rankings(blocks: Iterator[pd.DataFrame], handle) -> int:
+def write_rankings(blocks: Iterator[pd.DataFrame], handle, explained: bool = False) -> int:
     """Write ranking blocks as CSV to an open text handle; return the number of rows."""
-    handle.write(",".join(RANKING_COLUMNS) + "\n")
+    handle.write(",".join(RANKING_COLUMNS + (["because"] if explained else [])) + "\n")
     rows = 0
     for frame in blocks:
         frame.to_csv(handle, header=False, index=False, float_format="%.6f", lineterminator="\n")
@@ -237,6 +290,7 @@ def rank_to_file(
     seed: int = 0,
     blend: dict[str, float] | None = None,
     ease_lambda: float = 500.0,
+    explain: bool = False,
     budget_bytes: int = DEFAULT_BLOCK_BYTES,
     on_start: Callable[[int], None] | None = None,
     on_block: Callable[[int], None] | None = None,
@@ -246,32 +300,50 @@ def rank_to_file(
     score with item-to-item models learned from the history (`cooc`, `ease`) and popularity.
 
     With a history, its items are excluded from each user's list unless `exclude_seen` is off.
+    `explain` adds a `because` column naming the history item that contributed most.
     """
     if k < 1:
         raise InputError(f"-k {k}: must be at least 1")
     options = profile_options or {}
+    explainer = None
     if baseline:
+        if explain:
+            raise InputError("--explain needs scores that come from a history; not a baseline")
         user_ids, item_ids, scorer, history = _baseline(
             baseline, items_path, history_path, options, seed
         )
     else:
-        user_ids, item_ids, scorer, history = _by_vectors(
-            items_path, users_path, history_path, options, blend, ease_lambda
+        user_ids, item_ids, scorer, history, explainer = _by_vectors(
+            items_path,
+            users_path,
+            history_path,
+            options,
+            blend or {"text": 1.0},
+            ease_lambda,
+            explain,
         )
-        if blend:
-            budget_bytes //= len(blend) + 1  # one score block per part, plus the sum
+        if blend and len(blend) > 1:
+            budget_bytes //= len(blend) + 1  # a score block per part, plus the sum
     seen = Seen(*history.seen(user_ids, len(item_ids))) if history and exclude_seen else None
     if on_start:
         on_start(len(user_ids))
     blocks = rank_blocks(
-        user_ids, item_ids, scorer, k, seen=seen, budget_bytes=budget_bytes, on_block=on_block
+        user_ids,
+        item_ids,
+        scorer,
+        k,
+        seen=seen,
+        budget_bytes=budget_bytes,
+        on_block=on_block,
+        explainer=explainer,
     )
     with open_output(output) as handle:
-        rows = write_rankings(blocks, handle)
+        rows = write_rankings(blocks, handle, explained=explainer is not None)
     return RankResult(len(user_ids), len(item_ids), rows, history)
 
 
-def _by_vectors(items_path, users_path, history_path, options, blend=None, ease_lambda=500.0):
+def _by_vectors(items_path, users_path, history_path, options, blend, ease_lambda, explain):
+    """Users, items, the (blended) scorer, the history and an explainer if asked for."""
     if not items_path:
         raise InputError("give --items items.parquet (or --baseline popular|random)")
     items = read_vectors(items_path, "items").sorted_by_id()
@@ -291,34 +363,29 @@ def _by_vectors(items_path, users_path, history_path, options, blend=None, ease_
         users, history = profile_users(history_path, items, **options)
     else:
         raise InputError("give --users users.parquet or --user-history history.csv")
-    scorer = vector_scorer(users, items)
-    if blend:
-        scorer = _blend(blend, scorer, history, users.ids, items.ids, weighting, ease_lambda)
-    return users.ids, items.ids, scorer, history
-
-
-def _blend(blend, text_scorer, history, user_ids, item_ids, weighting, ease_lambda) -> Scorer:
-    """The blended scorer: text, item-to-item models on recency-weighted rows, popularity."""
-    if history is None and set(blend) - {"text"}:
-        raise InputError("--blend with cooc, ease or pop needs --user-history history.csv")
-    parts = []
+    if history is None and (explain or set(blend) - {"text"}):
+        raise InputError("--blend with cooc, ease or pop, and --explain, need --user-history")
     rows = None
+    if history is not None and (explain or set(blend) - {"text", "pop"}):
+        rows = collab.user_rows(history, users.ids, len(items), weighting.weights(history))
+    parts, explainer = [], Explainer(rows, items.ids, models=[]) if explain else None
     for name, weight in blend.items():
         if weight == 0:
             continue
         if name == "text":
-            parts.append((weight, text_scorer))
+            parts.append((weight, vector_scorer(users, items)))
+            if explainer:
+                explainer.text = (weight, items.vectors)
         elif name == "pop":
-            popularity = np.log1p(collab.item_popularity(history, len(item_ids)))
+            popularity = np.log1p(collab.item_popularity(history, len(items)))
             parts.append((weight, popularity_scorer(popularity)))
         else:
-            if rows is None:
-                rows = collab.user_rows(
-                    history, user_ids, len(item_ids), weighting.weights(history)
-                )
-            model = collab.fit(name, history, item_ids, ease_lambda=ease_lambda)
+            model = collab.fit(name, history, items.ids, ease_lambda=ease_lambda)
             parts.append((weight, item_model_scorer(model, rows)))
-    return blend_scorer(parts)
+            if explainer:
+                explainer.models.append((weight, model))
+    scorer = parts[0][1] if len(parts) == 1 else blend_scorer(parts)
+    return users.ids, items.ids, scorer, history, explainer
 
 
 def _baseline(baseline, items_path, history_path, options, seed):
