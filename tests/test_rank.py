@@ -148,3 +148,26 @@ def test_popularity_ranks_most_popular_unseen_items_first():
     result = pd.concat(rank_blocks(ids, items, scorer, 3, seen=seen), ignore_index=True)
     assert result[result.user_id == "u1"].item_id.tolist() == ["c", "a", "d"]
     assert result[result.user_id == "u2"].item_id.tolist() == ["b", "c", "a"]
+
+
+def test_diversify_prefers_a_different_second_item():
+    from llmrec.rank import diversify
+
+    vectors = np.array([[1, 0], [0.99, 0.14], [0, 1]], dtype=np.float32)
+    values = torch.tensor([[0.9, 0.89, 0.5]])
+    columns = torch.tensor([[0, 1, 2]])
+    kept_values, kept = diversify(values, columns, vectors, 2, 0.0)
+    assert kept.tolist() == [[0, 1]]  # λ = 0: relevance order
+    kept_values, kept = diversify(values, columns, vectors, 2, 0.5)
+    assert kept.tolist() == [[0, 2]]  # the near-duplicate of item 0 gives way
+    assert kept_values.tolist() == [[pytest.approx(0.9), pytest.approx(0.5)]]
+
+
+def test_diversify_skips_excluded_candidates():
+    from llmrec.rank import diversify
+
+    vectors = np.eye(3, dtype=np.float32)
+    values = torch.tensor([[1.0, -torch.inf, 0.2]])
+    kept_values, kept = diversify(values, torch.tensor([[0, 1, 2]]), vectors, 3, 0.7)
+    assert kept.tolist()[0][:2] == [0, 2]
+    assert torch.isfinite(kept_values).tolist() == [[True, True, False]]  # nothing left: dropped

@@ -341,6 +341,10 @@ def rank(
         ),
     ] = None,
     ease_lambda: Annotated[float, typer.Option(help="EASE regularisation.")] = 500.0,
+    diversify: Annotated[
+        float,
+        typer.Option(help="Re-rank by maximal marginal relevance: 0 = off … 1 = only diversity."),
+    ] = 0.0,
     explain: Annotated[
         bool,
         typer.Option(
@@ -385,6 +389,7 @@ def rank(
             blend=parse_blend(blend) if blend else None,
             ease_lambda=ease_lambda,
             explain=explain,
+            diversify_strength=diversify,
             profile_options=dict(
                 user_col=user_col,
                 item_col=item_col,

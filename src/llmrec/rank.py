@@ -192,6 +192,38 @@ class Explainer:
         return out
 
 
+def diversify(values, columns, vectors, k: int, strength: float):
+    """Re-rank candidates by maximal marginal relevance, for a block of users at once.
+
+    Greedily picks argmax (1 − λ)·rel − λ·max_{s∈picked} cos(item, s), where rel is each
+    user's candidate score rescaled to [0, 1] and λ = `strength` (0 keeps the order).
+    Returns the picked (values, columns), k per user, in pick order.
+    """
+    import torch
+
+    valid = torch.isfinite(values)
+    low = values.where(valid, torch.inf).min(dim=1, keepdim=True).values
+    high = values.where(valid, -torch.inf).max(dim=1, keepdim=True).values
+    relevance = (values - low) / (high - low).clamp(min=1e-12)
+    unit = torch.nn.functional.normalize(torch.from_numpy(vectors), dim=1)
+    candidates = unit[columns]  # users × m × dim
+    similarity = candidates @ candidates.transpose(1, 2)
+    closest = torch.zeros_like(relevance)  # max similarity to what is already picked
+    available = valid.clone()
+    rows = torch.arange(values.shape[0])
+    picks, found = [], []
+    for _ in range(min(k, values.shape[1])):
+        gain = ((1 - strength) * relevance - strength * closest).masked_fill(~available, -torch.inf)
+        found.append(available.any(dim=1))  # users with no candidate left get an empty slot
+        pick = gain.argmax(dim=1)
+        picks.append(pick)
+        available[rows, pick] = False
+        closest = torch.maximum(closest, similarity[rows, pick])
+    order = torch.stack(picks, dim=1)
+    picked = values.gather(1, order).masked_fill(~torch.stack(found, dim=1), -torch.inf)
+    return picked, columns.gather(1, order)
+
+
 def _scaled(part: np.ndarray) -> np.ndarray:
     """Divide each user's contributions by their largest magnitude (so parts are comparable)."""
     peak = np.abs(part).max(axis=(1, 2), keepdims=True)
@@ -208,18 +240,21 @@ def rank_blocks(
     budget_bytes: int = DEFAULT_BLOCK_BYTES,
     on_block: Callable[[int], None] | None = None,
     explainer: Explainer | None = None,
+    diversity: tuple[float, np.ndarray] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield ranking rows (user_id, rank, item_id, score[, because]) block by block, in user
     order.
 
     Users and items must be sorted by id so that the output is sorted by user and ties fall
-    to the smaller item id. Seen items get −inf and never appear in the output.
+    to the smaller item id. Seen items get −inf and never appear in the output. `diversity`
+    (λ, item vectors) re-ranks the top candidates by maximal marginal relevance.
     """
     import torch
 
     if k < 1:
         raise InputError(f"-k {k}: must be at least 1")
     kk = min(k, len(item_ids))
+    fetch = min(max(5 * k, 50), len(item_ids)) if diversity else kk
     step = block_rows(len(item_ids), budget_bytes)
     for start in range(0, len(user_ids), step):
         stop = min(start + step, len(user_ids))
@@ -228,8 +263,10 @@ def rank_blocks(
             lo, hi = seen.indptr[start], seen.indptr[stop]
             rows = np.repeat(np.arange(stop - start), np.diff(seen.indptr[start : stop + 1]))
             scores[torch.from_numpy(rows), torch.from_numpy(seen.indices[lo:hi])] = -torch.inf
-        values, columns = top_k(scores, kk)
+        values, columns = top_k(scores, fetch)
         del scores
+        if diversity:
+            values, columns = diversify(values, columns, diversity[1], kk, diversity[0])
         frame = _block_frame(user_ids[start:stop], item_ids, values.numpy(), columns.numpy())
         if explainer is not None:
             because = explainer.because(start, stop, columns.numpy())
@@ -291,6 +328,7 @@ def rank_to_file(
     blend: dict[str, float] | None = None,
     ease_lambda: float = 500.0,
     explain: bool = False,
+    diversify_strength: float = 0.0,
     budget_bytes: int = DEFAULT_BLOCK_BYTES,
     on_start: Callable[[int], None] | None = None,
     on_block: Callable[[int], None] | None = None,
@@ -300,10 +338,13 @@ def rank_to_file(
     score with item-to-item models learned from the history (`cooc`, `ease`) and popularity.
 
     With a history, its items are excluded from each user's list unless `exclude_seen` is off.
-    `explain` adds a `because` column naming the history item that contributed most.
+    `explain` adds a `because` column naming the history item that contributed most;
+    `diversify_strength` > 0 re-ranks each list by maximal marginal relevance.
     """
     if k < 1:
         raise InputError(f"-k {k}: must be at least 1")
+    if not 0 <= diversify_strength <= 1:
+        raise InputError(f"--diversify {diversify_strength}: must be between 0 and 1")
     options = profile_options or {}
     explainer = None
     if baseline:
@@ -327,6 +368,11 @@ def rank_to_file(
     seen = Seen(*history.seen(user_ids, len(item_ids))) if history and exclude_seen else None
     if on_start:
         on_start(len(user_ids))
+    diversity = None
+    if diversify_strength > 0:
+        if baseline:
+            raise InputError("--diversify needs item vectors; not with a baseline")
+        diversity = (diversify_strength, read_vectors(items_path, "items").sorted_by_id().vectors)
     blocks = rank_blocks(
         user_ids,
         item_ids,
@@ -336,6 +382,7 @@ def rank_to_file(
         budget_bytes=budget_bytes,
         on_block=on_block,
         explainer=explainer,
+        diversity=diversity,
     )
     with open_output(output) as handle:
         rows = write_rankings(blocks, handle, explained=explainer is not None)
