@@ -165,3 +165,47 @@ def test_items_from_stdin_equal_items_from_the_file(tiny_bert, sample_items, tmp
     a, b = pd.read_parquet(from_file), pd.read_parquet(from_stdin)
     assert a.item_id.tolist() == b.item_id.tolist()
     np.testing.assert_allclose(np.stack(a.embedding), np.stack(b.embedding), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_free_text_history_gets_matching_accessories(sample_items, tmp_path):
+    """A user who wrote 'phone case' and 'charging cable' gets phone accessories first."""
+    items = tmp_path / "items.parquet"
+    invoke("embed", sample_items, "--text", "{title}. {description}", "-o", items, "--quiet")
+    history = tmp_path / "wrote.csv"
+    history.write_text(
+        "user_id,text\nA,phone case\nA,charging cable\nB,espresso beans\nB,milk frother\n"
+    )
+    invoke(
+        "rank",
+        "--user-history",
+        history,
+        "--history-text-col",
+        "text",
+        "--items",
+        items,
+        "-k",
+        "3",
+        "-o",
+        tmp_path / "r.csv",
+        "--quiet",
+    )
+    ranked = pd.read_csv(tmp_path / "r.csv", dtype=str)
+    category = pd.read_csv(sample_items, dtype=str).set_index("item_id")["category"]
+    assert (category[ranked[ranked.user_id == "A"].item_id] == "phone accessories").all()
+    assert (category[ranked[ranked.user_id == "B"].item_id] == "coffee").sum() >= 2
+    invoke(
+        "profile",
+        history,
+        "--history-text-col",
+        "text",
+        "--items",
+        items,
+        "-o",
+        tmp_path / "users.parquet",
+        "--quiet",
+    )
+    from llmrec.vectors import read_vectors
+
+    users = read_vectors(str(tmp_path / "users.parquet"), "users")
+    assert users.ids.tolist() == ["A", "B"] and users.extra["n_history"].tolist() == [2, 2]

@@ -92,6 +92,10 @@ WeightCol = Annotated[
     str | None,
     typer.Option(help="With --strategy weighted: a rating (centred per user) or quantity column."),
 ]
+HistoryTextCol = Annotated[
+    str | None,
+    typer.Option(help="History column of free text (e.g. 'Apple iPhone 12') instead of item ids."),
+]
 WeightMode = Annotated[
     str, typer.Option(help="auto | centered | log | raw (auto: centred for ratings, else log).")
 ]
@@ -275,6 +279,7 @@ def profile(
     max_history: MaxHistory = None,
     weight_col: WeightCol = None,
     weight_mode: WeightMode = "auto",
+    history_text_col: HistoryTextCol = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -302,7 +307,12 @@ def profile(
     say(
         quiet,
         f"llmrec profile: {len(users):,} users → {output}, "
-        f"{time.perf_counter() - started:.1f} s; {_history_note(mapped)}",
+        f"{time.perf_counter() - started:.1f} s; "
+        + (
+            f"{mapped.item_index.max() + 1:,} distinct history texts embedded"
+            if history_text_col
+            else _history_note(mapped)
+        ),
     )
 
 
@@ -360,6 +370,7 @@ def rank(
     max_history: MaxHistory = None,
     weight_col: WeightCol = None,
     weight_mode: WeightMode = "auto",
+    history_text_col: HistoryTextCol = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -394,6 +405,7 @@ def rank(
                 user_col=user_col,
                 item_col=item_col,
                 time_col=time_col,
+                text_col=history_text_col,
                 weighting=Weighting(
                     strategy, half_life, last_n, max_history, weight_col, weight_mode
                 ),

@@ -272,3 +272,50 @@ def profile_users(
             "of the item table; check --item-col and that both use the same ids"
         )
     return build_profiles(history, items, weighting), history
+
+
+def text_encoder_for(items: VectorTable, items_path: str = "the item table"):
+    """Load the model that made `items` (checked by fingerprint), to embed free text the same way."""
+    from .encoder import Encoder
+
+    encoder = Encoder.load(
+        items.meta.get("model"),
+        pooling=items.meta.get("pooling"),
+        max_length=int(items.meta.get("max_length", "256")),
+    )
+    if encoder.fingerprint != items.meta.get("model_fingerprint"):
+        raise InputError(
+            f"{items_path}: its vectors come from other weights than model "
+            f"{encoder.name!r} has now; embed the items again"
+        )
+    return encoder
+
+
+def profile_texts(
+    history_path: str,
+    items: VectorTable,
+    text_col: str,
+    *,
+    user_col: str = "user_id",
+    time_col: str | None = None,
+    weighting: Weighting | None = None,
+    batch_size: int = 64,
+) -> tuple[VectorTable, History]:
+    """Users from free-text histories (e.g. "Apple iPhone 12"): each distinct text is embedded
+    with the items' model, then pooled per user exactly as item vectors are."""
+    weighting = weighting or Weighting()
+    weighting.check()
+    interactions = read_interactions(
+        history_path,
+        user_col=user_col,
+        item_col=text_col,
+        time_col=time_col,
+        extra=[weighting.weight_col] if weighting.weight_col else [],
+    )
+    texts = np.asarray(pd.unique(interactions["item_id"].to_numpy(dtype=object)), dtype=object)
+    encoder = text_encoder_for(items)
+    normalize = items.meta.get("normalized", "true") == "true"
+    vectors = encoder.encode(texts, batch_size=batch_size, normalize=normalize)
+    text_table = VectorTable("items", texts, vectors, dict(items.meta))
+    history = map_history(interactions, texts, weighting.weight_col)
+    return build_profiles(history, text_table, weighting), history

@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import collab
 from .errors import InputError
-from .profile import History, Weighting, map_history, profile_users
+from .profile import History, Weighting, map_history, profile_texts, profile_users
 from .tables import open_output, read_interactions
 from .vectors import VectorTable, check_compatible, read_vectors
 
@@ -399,15 +399,21 @@ def _by_vectors(items_path, users_path, history_path, options, blend, ease_lambd
         users = read_vectors(users_path, "users").sorted_by_id()
         check_compatible(users, items, users_path, items_path)
         history = None
-        if history_path:
+        if history_path and not options.get("text_col"):
             columns = {
                 key: options[key] for key in ("user_col", "item_col", "time_col") if key in options
             }
             extra = [weighting.weight_col] if weighting.weight_col else []
             interactions = read_interactions(history_path, extra=extra, **columns)
             history = map_history(interactions, items.ids, weighting.weight_col)
+    elif history_path and options.get("text_col"):
+        profile_options = {k: v for k, v in options.items() if k not in ("text_col", "item_col")}
+        users, _ = profile_texts(history_path, items, options["text_col"], **profile_options)
+        history = None  # free text names no catalog item: nothing to exclude or learn from
     elif history_path:
-        users, history = profile_users(history_path, items, **options)
+        users, history = profile_users(
+            history_path, items, **{k: v for k, v in options.items() if k != "text_col"}
+        )
     else:
         raise InputError("give --users users.parquet or --user-history history.csv")
     if history is None and (explain or set(blend) - {"text"}):
