@@ -284,23 +284,34 @@ def profile(
     debug: Debug = False,
 ) -> None:
     """Turn each user's history into a user vector."""
-    from .profile import Weighting, profile_users
+    from .profile import Weighting, profile_texts, profile_users
     from .vectors import read_vectors, write_vectors
 
     _check_outputs([output], [history, items])
     started = time.perf_counter()
+    weighting = Weighting(strategy, half_life, last_n, max_history, weight_col, weight_mode)
     with progress(quiet) as bar:
         task = bar.add_task("profiling", total=3)
         item_table = read_vectors(items, "items")
         bar.advance(task)
-        users, mapped = profile_users(
-            history,
-            item_table,
-            user_col=user_col,
-            item_col=item_col,
-            time_col=time_col,
-            weighting=Weighting(strategy, half_life, last_n, max_history, weight_col, weight_mode),
-        )
+        if history_text_col:
+            users, mapped = profile_texts(
+                history,
+                item_table,
+                history_text_col,
+                user_col=user_col,
+                time_col=time_col,
+                weighting=weighting,
+            )
+        else:
+            users, mapped = profile_users(
+                history,
+                item_table,
+                user_col=user_col,
+                item_col=item_col,
+                time_col=time_col,
+                weighting=weighting,
+            )
         bar.advance(task)
         write_vectors(users, output)
         bar.advance(task)
