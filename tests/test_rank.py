@@ -171,3 +171,33 @@ def test_diversify_skips_excluded_candidates():
     kept_values, kept = diversify(values, torch.tensor([[0, 1, 2]]), vectors, 3, 0.7)
     assert kept.tolist()[0][:2] == [0, 2]
     assert torch.isfinite(kept_values).tolist() == [[True, True, False]]  # nothing left: dropped
+
+
+def test_recent_items_keep_each_users_latest_distinct_items():
+    from llmrec.profile import map_history
+    from llmrec.rank import recent_items
+
+    frame = pd.DataFrame(
+        [("u", "a", 1), ("u", "b", 2), ("u", "a", 3), ("u", "c", 4), ("v", "b", 1)],
+        columns=["user_id", "item_id", "order"],
+    )
+    history = map_history(frame, np.array(["a", "b", "c"], dtype=object))
+    table = recent_items(history, np.array(["v", "x", "u"], dtype=object), 2)
+    assert table.tolist() == [[1, -1], [-1, -1], [2, 0]]
+
+
+def test_interests_match_each_side_of_a_two_sided_user():
+    from llmrec.rank import interest_scorer
+
+    # items: tool, tool-like, toy, toy-like, a blend of both; the user bought a tool and a toy
+    vectors = np.array([[1, 0], [0.95, 0.31], [0, 1], [0.31, 0.95], [0.71, 0.71]], dtype=np.float32)
+    items = table("items", ["tool", "tool2", "toy", "toy2", "mix"], vectors)
+    mean_user = table("users", ["u"], [[0.71, 0.71]])
+    seen = Seen(np.array([0, 2]), np.array([0, 2]))
+    scorer = interest_scorer(np.array([[0, 2]]), items)
+    by_interest = pd.concat(rank_blocks(mean_user.ids, items.ids, scorer, 2, seen=seen))
+    by_mean = pd.concat(
+        rank_blocks(mean_user.ids, items.ids, vector_scorer(mean_user, items), 1, seen=seen)
+    )
+    assert by_mean.item_id.tolist() == ["mix"]  # one mean vector lands between the interests
+    assert set(by_interest.item_id) == {"tool2", "toy2"}  # each interest finds its neighbour

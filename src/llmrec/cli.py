@@ -362,6 +362,10 @@ def rank(
         ),
     ] = None,
     ease_lambda: Annotated[float, typer.Option(help="EASE regularisation.")] = 500.0,
+    interests: Annotated[
+        int,
+        typer.Option(help="Score text by each user's best match among their N most recent items."),
+    ] = 0,
     diversify: Annotated[
         float,
         typer.Option(help="Re-rank by maximal marginal relevance: 0 = off … 1 = only diversity."),
@@ -412,6 +416,7 @@ def rank(
             ease_lambda=ease_lambda,
             explain=explain,
             diversify_strength=diversify,
+            interests=interests,
             profile_options=dict(
                 user_col=user_col,
                 item_col=item_col,

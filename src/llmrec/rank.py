@@ -72,6 +72,40 @@ def vector_scorer(users: VectorTable, items: VectorTable) -> Scorer:
     return lambda start, stop: torch.from_numpy(users.vectors[start:stop]) @ item_matrix.T
 
 
+def interest_scorer(interests: np.ndarray, items: VectorTable) -> Scorer:
+    """Each user's best match among several interest vectors: max over the user's recent items
+    (rows of `interests` hold item indices, −1 where a user has fewer)."""
+    import torch
+
+    item_matrix = torch.from_numpy(items.vectors)
+
+    def score(start: int, stop: int):
+        index = torch.from_numpy(interests[start:stop])
+        scores = item_matrix[index.clamp(min=0)] @ item_matrix.T  # users × interests × items
+        scores[index < 0] = -torch.inf
+        return scores.max(dim=1).values
+
+    return score
+
+
+def recent_items(history: History, user_ids: np.ndarray, n: int) -> np.ndarray:
+    """(users × n) indices of each user's n most recent distinct items, −1 where fewer."""
+    position = pd.Index(history.user_ids).get_indexer(user_ids)
+    latest_first = np.lexsort((history.age, history.user_index))
+    users, items = history.user_index[latest_first], history.item_index[latest_first]
+    keys = users * (int(history.item_index.max()) + 1) + items
+    first = ~pd.Series(keys).duplicated().to_numpy()
+    users, items = users[first], items[first]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    rank = np.arange(len(users)) - np.repeat(starts, np.diff(np.r_[starts, len(users)]))
+    keep = rank < n
+    table = np.full((history.n_users, n), -1, dtype=np.int64)
+    table[users[keep], rank[keep]] = items[keep]
+    out = np.full((len(user_ids), n), -1, dtype=np.int64)
+    out[position >= 0] = table[position[position >= 0]]
+    return out
+
+
 def popularity_scorer(counts: np.ndarray) -> Scorer:
     """The same score for every user: how many users interacted with each item."""
     import torch
@@ -329,6 +363,7 @@ def rank_to_file(
     ease_lambda: float = 500.0,
     explain: bool = False,
     diversify_strength: float = 0.0,
+    interests: int = 0,
     budget_bytes: int = DEFAULT_BLOCK_BYTES,
     on_start: Callable[[int], None] | None = None,
     on_block: Callable[[int], None] | None = None,
@@ -339,7 +374,9 @@ def rank_to_file(
 
     With a history, its items are excluded from each user's list unless `exclude_seen` is off.
     `explain` adds a `because` column naming the history item that contributed most;
-    `diversify_strength` > 0 re-ranks each list by maximal marginal relevance.
+    `diversify_strength` > 0 re-ranks each list by maximal marginal relevance. `interests`
+    N > 0 scores text by each user's best match among their N most recent items instead of one
+    mean profile.
     """
     if k < 1:
         raise InputError(f"-k {k}: must be at least 1")
@@ -362,7 +399,10 @@ def rank_to_file(
             blend or {"text": 1.0},
             ease_lambda,
             explain,
+            interests,
         )
+        if interests > 1:
+            budget_bytes //= interests
         if blend and len(blend) > 1:
             budget_bytes //= len(blend) + 1  # a score block per part, plus the sum
     seen = Seen(*history.seen(user_ids, len(item_ids))) if history and exclude_seen else None
@@ -389,7 +429,9 @@ def rank_to_file(
     return RankResult(len(user_ids), len(item_ids), rows, history)
 
 
-def _by_vectors(items_path, users_path, history_path, options, blend, ease_lambda, explain):
+def _by_vectors(
+    items_path, users_path, history_path, options, blend, ease_lambda, explain, interests=0
+):
     """Users, items, the (blended) scorer, the history and an explainer if asked for."""
     if not items_path:
         raise InputError("give --items items.parquet (or --baseline popular|random)")
@@ -416,7 +458,9 @@ def _by_vectors(items_path, users_path, history_path, options, blend, ease_lambd
         )
     else:
         raise InputError("give --users users.parquet or --user-history history.csv")
-    if history is None and (explain or set(blend) - {"text"}):
+    if interests < 0:
+        raise InputError(f"--interests {interests}: must be 0 (one profile) or more")
+    if history is None and (explain or interests or set(blend) - {"text"}):
         raise InputError("--blend with cooc, ease or pop, and --explain, need --user-history")
     rows = None
     if history is not None and (explain or set(blend) - {"text", "pop"}):
@@ -425,7 +469,10 @@ def _by_vectors(items_path, users_path, history_path, options, blend, ease_lambd
     for name, weight in blend.items():
         if weight == 0:
             continue
-        if name == "text":
+        if name == "text" and interests:
+            recent = recent_items(history, users.ids, interests)
+            parts.append((weight, interest_scorer(recent, items)))
+        elif name == "text":
             parts.append((weight, vector_scorer(users, items)))
             if explainer:
                 explainer.text = (weight, items.vectors)
