@@ -218,3 +218,18 @@ def test_explain_names_the_history_item_behind_each_recommendation(tmp_path):
         assert ranked[ranked.user_id == "5"].set_index("item_id")["because"].to_dict() == expected
         pairs = set(zip(ranked.user_id, ranked.because, strict=True))
         assert pairs <= {(u, i) for u, i, _ in rows}
+
+
+def test_cached_models_are_reused_until_the_history_changes(tmp_path):
+    h = history([("1", "a", 1), ("1", "b", 2), ("2", "a", 1), ("2", "c", 2)])
+    cache = tmp_path / "cache"
+    for kind in ("cooc", "ease"):
+        first = collab.fit_cached(kind, h, ITEMS, ease_lambda=1.0, cache_dir=str(cache))
+        files = sorted(p.name for p in cache.iterdir() if p.name.startswith(kind))
+        assert len(files) == 1 and not any(p.name.endswith(".tmp") for p in cache.iterdir())
+        again = collab.fit_cached(kind, h, ITEMS, ease_lambda=1.0, cache_dir=str(cache))
+        dense = lambda m: m.toarray() if hasattr(m, "toarray") else m  # noqa: E731
+        np.testing.assert_array_equal(dense(first.matrix), dense(again.matrix))
+    changed = history([("1", "a", 1), ("1", "b", 2), ("2", "a", 1), ("2", "d", 2)])
+    collab.fit_cached("cooc", changed, ITEMS, cache_dir=str(cache))
+    assert len([p for p in cache.iterdir() if p.name.startswith("cooc")]) == 2

@@ -362,6 +362,12 @@ def rank(
         ),
     ] = None,
     ease_lambda: Annotated[float, typer.Option(help="EASE regularisation.")] = 500.0,
+    cache_dir: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep fitted cooc/ease models here; reused while the history is unchanged."
+        ),
+    ] = None,
     interests: Annotated[
         int,
         typer.Option(help="Score text by each user's best match among their N most recent items."),
@@ -422,6 +428,7 @@ def rank(
                 item_col=item_col,
                 time_col=time_col,
                 text_col=history_text_col,
+                cache_dir=cache_dir,
                 weighting=Weighting(
                     strategy, half_life, last_n, max_history, weight_col, weight_mode
                 ),

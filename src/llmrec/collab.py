@@ -138,3 +138,51 @@ def fit(
     if kind == "ease":
         return ItemModel(kind, ease(binary, ease_lambda), item_ids)
     raise InputError(f"unknown item-to-item model {kind!r}: choose one of {', '.join(MODELS)}")
+
+
+def history_key(history: History, item_ids: np.ndarray, kind: str, ease_lambda: float) -> str:
+    """A fingerprint of what a model is fitted on: the (user, item) pairs, catalog and settings."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{kind}:{ease_lambda if kind == 'ease' else ''}".encode())
+    pairs = np.unique(history.user_index * len(item_ids) + history.item_index)
+    digest.update(pairs.tobytes())
+    digest.update("\x1f".join(history.user_ids.astype(str)).encode())
+    digest.update("\x1f".join(item_ids.astype(str)).encode())
+    return digest.hexdigest()[:20]
+
+
+def fit_cached(
+    kind: str,
+    history: History,
+    item_ids: np.ndarray,
+    *,
+    ease_lambda: float = 500.0,
+    cache_dir: str | None = None,
+) -> ItemModel:
+    """Fit a model, or load it from `cache_dir` when the same history was fitted before."""
+    if not cache_dir:
+        return fit(kind, history, item_ids, ease_lambda=ease_lambda)
+    import os
+
+    from .tables import atomic_path
+
+    os.makedirs(cache_dir, exist_ok=True)
+    path = os.path.join(
+        cache_dir, f"{kind}-{history_key(history, item_ids, kind, ease_lambda)}.npz"
+    )
+    if os.path.isfile(path):
+        try:
+            if kind == "cooc":
+                return ItemModel(kind, sp.load_npz(path).tocsr(), item_ids)
+            with np.load(path) as stored:
+                return ItemModel(kind, stored["weights"], item_ids)
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache entry is simply fitted again
+    model = fit(kind, history, item_ids, ease_lambda=ease_lambda)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        if kind == "cooc":
+            sp.save_npz(handle, model.matrix, compressed=False)
+        else:
+            np.savez(handle, weights=model.matrix)
+    return model

@@ -449,12 +449,16 @@ def _by_vectors(
             interactions = read_interactions(history_path, extra=extra, **columns)
             history = map_history(interactions, items.ids, weighting.weight_col)
     elif history_path and options.get("text_col"):
-        profile_options = {k: v for k, v in options.items() if k not in ("text_col", "item_col")}
-        users, _ = profile_texts(history_path, items, options["text_col"], **profile_options)
+        users, _ = profile_texts(
+            history_path,
+            items,
+            options["text_col"],
+            **_pick(options, "user_col", "time_col", "weighting"),
+        )
         history = None  # free text names no catalog item: nothing to exclude or learn from
     elif history_path:
         users, history = profile_users(
-            history_path, items, **{k: v for k, v in options.items() if k != "text_col"}
+            history_path, items, **_pick(options, "user_col", "item_col", "time_col", "weighting")
         )
     else:
         raise InputError("give --users users.parquet or --user-history history.csv")
@@ -480,12 +484,22 @@ def _by_vectors(
             popularity = np.log1p(collab.item_popularity(history, len(items)))
             parts.append((weight, popularity_scorer(popularity)))
         else:
-            model = collab.fit(name, history, items.ids, ease_lambda=ease_lambda)
+            model = collab.fit_cached(
+                name,
+                history,
+                items.ids,
+                ease_lambda=ease_lambda,
+                cache_dir=options.get("cache_dir"),
+            )
             parts.append((weight, item_model_scorer(model, rows)))
             if explainer:
                 explainer.models.append((weight, model))
     scorer = parts[0][1] if len(parts) == 1 else blend_scorer(parts)
     return users.ids, items.ids, scorer, history, explainer
+
+
+def _pick(options: dict, *keys: str) -> dict:
+    return {key: options[key] for key in keys if options.get(key) is not None}
 
 
 def _baseline(baseline, items_path, history_path, options, seed):
