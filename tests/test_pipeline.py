@@ -209,3 +209,18 @@ def test_free_text_history_gets_matching_accessories(sample_items, tmp_path):
 
     users = read_vectors(str(tmp_path / "users.parquet"), "users")
     assert users.ids.tolist() == ["A", "B"] and users.extra["n_history"].tolist() == [2, 2]
+
+
+def test_outputs_get_the_same_permissions_as_any_new_file(tmp_path, sample_interactions):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    invoke(
+        "split",
+        sample_interactions,
+        "--history-out",
+        tmp_path / "h.csv",
+        "--heldout-out",
+        tmp_path / "t.csv",
+        "--quiet",
+    )
+    assert (tmp_path / "h.csv").stat().st_mode == plain.stat().st_mode
