@@ -5,7 +5,7 @@ TORCH_PIN := torch==2.13.0
 CONSTRAINTS := $(VENV)/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench quality clean
 
 install: $(STAMP)
 
@@ -31,6 +31,9 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+quality: install
+	$(BIN)/python benchmarks/quality.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache

@@ -69,7 +69,9 @@ def test_parse_blend():
 def test_blend_is_a_weighted_sum_of_standardised_rows():
     a = torch.tensor([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])
     b = torch.tensor([[30.0, 10.0, 20.0], [0.0, 1.0, 0.0]])
-    scorer = blend_scorer([(1.0, lambda s, e: a[s:e].clone()), (0.5, lambda s, e: b[s:e].clone())])
+    scorer = blend_scorer(
+        [(1.0, lambda s, e: a[s:e].clone(), None), (0.5, lambda s, e: b[s:e].clone(), None)]
+    )
     expected = standardized(a) + 0.5 * standardized(b)
     torch.testing.assert_close(scorer(0, 2), expected)
     assert torch.all(standardized(a)[1] == 0)  # a constant row carries no preference
@@ -233,3 +235,15 @@ def test_cached_models_are_reused_until_the_history_changes(tmp_path):
     changed = history([("1", "a", 1), ("1", "b", 2), ("2", "a", 1), ("2", "d", 2)])
     collab.fit_cached("cooc", changed, ITEMS, cache_dir=str(cache))
     assert len([p for p in cache.iterdir() if p.name.startswith("cooc")]) == 2
+
+
+def test_items_nobody_interacted_with_are_neutral_in_item_to_item_parts():
+    text = torch.tensor([[0.0, 1.0, 2.0, 3.0]])
+    cooc = torch.tensor([[5.0, 4.0, 0.0, 0.0]])  # item 3 is new: no co-occurrence possible
+    new = np.array([False, False, False, True])
+    scorer = blend_scorer(
+        [(1.0, lambda s, e: text.clone(), None), (1.0, lambda s, e: cooc.clone(), new)]
+    )
+    scores = scorer(0, 1)[0]
+    assert scores[3] == standardized(text)[0, 3]  # only its text counts
+    assert scores[3] > scores[2]  # not punished for having no interactions yet

@@ -138,13 +138,21 @@ def standardized(scores):
     return (finite - mean) / std.where(std > 0, 1.0)
 
 
-def blend_scorer(parts: list[tuple[float, Scorer]]) -> Scorer:
-    """Σ weight · standardized(component scores): components on different scales add fairly."""
+def blend_scorer(parts: list[tuple[float, Scorer, np.ndarray | None]]) -> Scorer:
+    """Σ weight · standardized(part scores): parts on different scales add fairly.
+
+    A part may name items it knows nothing about (a bool mask: items no one interacted with,
+    for item-to-item parts); they get the part's neutral value 0 instead of a penalty, so new
+    items stay reachable through the other parts.
+    """
+    import torch
 
     def score(start: int, stop: int):
         total = None
-        for weight, scorer in parts:
+        for weight, scorer, unknown in parts:
             term = standardized(scorer(start, stop)) * weight
+            if unknown is not None and unknown.any():
+                term[:, torch.from_numpy(unknown)] = 0
             total = term if total is None else total.add_(term)
         return total
 
@@ -470,19 +478,22 @@ def _by_vectors(
     if history is not None and (explain or set(blend) - {"text", "pop"}):
         rows = collab.user_rows(history, users.ids, len(items), weighting.weights(history))
     parts, explainer = [], Explainer(rows, items.ids, models=[]) if explain else None
+    cold = None
+    if history is not None:  # items no one in the history interacted with
+        cold = np.bincount(history.item_index, minlength=len(items)) == 0
     for name, weight in blend.items():
         if weight == 0:
             continue
         if name == "text" and interests:
             recent = recent_items(history, users.ids, interests)
-            parts.append((weight, interest_scorer(recent, items)))
+            parts.append((weight, interest_scorer(recent, items), None))
         elif name == "text":
-            parts.append((weight, vector_scorer(users, items)))
+            parts.append((weight, vector_scorer(users, items), None))
             if explainer:
                 explainer.text = (weight, items.vectors)
         elif name == "pop":
             popularity = np.log1p(collab.item_popularity(history, len(items)))
-            parts.append((weight, popularity_scorer(popularity)))
+            parts.append((weight, popularity_scorer(popularity), None))
         else:
             model = collab.fit_cached(
                 name,
@@ -491,7 +502,7 @@ def _by_vectors(
                 ease_lambda=ease_lambda,
                 cache_dir=options.get("cache_dir"),
             )
-            parts.append((weight, item_model_scorer(model, rows)))
+            parts.append((weight, item_model_scorer(model, rows), cold))
             if explainer:
                 explainer.models.append((weight, model))
     scorer = parts[0][1] if len(parts) == 1 else blend_scorer(parts)
