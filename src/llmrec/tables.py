@@ -220,9 +220,16 @@ def atomic_path(path: str) -> Iterator[str]:
     """Yield a temp path beside `path`; rename it over `path` only if the block succeeds.
 
     A killed or failed run therefore never leaves a half-written file under the output name.
+    Devices and named pipes (`/dev/null`, a FIFO) are written in place; a symlink's target is
+    replaced, not the link.
     """
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
+    target = Path(os.path.realpath(path))
+    if target.is_dir():
+        raise InputError(f"{path}: is a folder; give a file name for the output")
+    if target.exists() and not target.is_file():  # a device, pipe or socket: nothing to replace
+        yield str(target)
+        return
+    folder = target.parent
     if not folder.is_dir():
         raise InputError(f"{path}: output folder {str(folder)!r} does not exist")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
