@@ -237,8 +237,15 @@ def test_outputs_to_a_device_or_fifo_are_written_in_place(tmp_path, sample_inter
     received = []
     reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
     reader.start()
-    invoke("split", sample_interactions, "--history-out", fifo, "--heldout-out",
-           tmp_path / "t.csv", "--quiet")
+    invoke(
+        "split",
+        sample_interactions,
+        "--history-out",
+        fifo,
+        "--heldout-out",
+        tmp_path / "t.csv",
+        "--quiet",
+    )
     reader.join(timeout=30)
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     assert received and received[0].startswith(b"user_id,item_id")
@@ -249,6 +256,13 @@ def test_outputs_through_a_symlink_replace_its_target(tmp_path, sample_interacti
     real.write_text("old")
     link = tmp_path / "link.csv"
     link.symlink_to(real)
-    invoke("split", sample_interactions, "--history-out", link, "--heldout-out",
-           tmp_path / "t.csv", "--quiet")
+    invoke(
+        "split",
+        sample_interactions,
+        "--history-out",
+        link,
+        "--heldout-out",
+        tmp_path / "t.csv",
+        "--quiet",
+    )
     assert link.is_symlink() and real.read_text().startswith("user_id,item_id")
