@@ -284,7 +284,7 @@ def profile(
     debug: Debug = False,
 ) -> None:
     """Turn each user's history into a user vector."""
-    from .profile import Weighting, profile_texts, profile_users
+    from .profile import Weighting, profile_history
     from .vectors import read_vectors, write_vectors
 
     _check_outputs([output], [history, items])
@@ -294,24 +294,15 @@ def profile(
         task = bar.add_task("profiling", total=3)
         item_table = read_vectors(items, "items")
         bar.advance(task)
-        if history_text_col:
-            users, mapped = profile_texts(
-                history,
-                item_table,
-                history_text_col,
-                user_col=user_col,
-                time_col=time_col,
-                weighting=weighting,
-            )
-        else:
-            users, mapped = profile_users(
-                history,
-                item_table,
-                user_col=user_col,
-                item_col=item_col,
-                time_col=time_col,
-                weighting=weighting,
-            )
+        users, mapped = profile_history(
+            history,
+            item_table,
+            text_col=history_text_col,
+            user_col=user_col,
+            item_col=item_col,
+            time_col=time_col,
+            weighting=weighting,
+        )
         bar.advance(task)
         write_vectors(users, output)
         bar.advance(task)

@@ -319,3 +319,32 @@ def profile_texts(
     text_table = VectorTable("items", texts, vectors, dict(items.meta))
     history = map_history(interactions, texts, weighting.weight_col)
     return build_profiles(history, text_table, weighting), history
+
+
+def profile_history(
+    history_path: str,
+    items: VectorTable,
+    *,
+    text_col: str | None = None,
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    time_col: str | None = None,
+    weighting: Weighting | None = None,
+) -> tuple[VectorTable, History]:
+    """Users from a history of item ids, or of free text when `text_col` names its column.
+
+    The returned History maps onto `items` only for item-id histories; for free text it maps
+    onto the distinct texts (so it names no catalog item).
+    """
+    if text_col:
+        return profile_texts(
+            history_path, items, text_col, user_col=user_col, time_col=time_col, weighting=weighting
+        )
+    return profile_users(
+        history_path,
+        items,
+        user_col=user_col,
+        item_col=item_col,
+        time_col=time_col,
+        weighting=weighting,
+    )

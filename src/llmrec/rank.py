@@ -16,7 +16,7 @@ import pandas as pd
 
 from . import collab
 from .errors import InputError
-from .profile import History, Weighting, map_history, profile_texts, profile_users
+from .profile import History, Weighting, map_history, profile_history
 from .tables import open_output, read_interactions
 from .vectors import VectorTable, check_compatible, read_vectors
 
@@ -456,18 +456,14 @@ def _by_vectors(
             extra = [weighting.weight_col] if weighting.weight_col else []
             interactions = read_interactions(history_path, extra=extra, **columns)
             history = map_history(interactions, items.ids, weighting.weight_col)
-    elif history_path and options.get("text_col"):
-        users, _ = profile_texts(
+    elif history_path:
+        users, history = profile_history(
             history_path,
             items,
-            options["text_col"],
-            **_pick(options, "user_col", "time_col", "weighting"),
+            **_pick(options, "text_col", "user_col", "item_col", "time_col", "weighting"),
         )
-        history = None  # free text names no catalog item: nothing to exclude or learn from
-    elif history_path:
-        users, history = profile_users(
-            history_path, items, **_pick(options, "user_col", "item_col", "time_col", "weighting")
-        )
+        if options.get("text_col"):
+            history = None  # free text names no catalog item: nothing to exclude or learn from
     else:
         raise InputError("give --users users.parquet or --user-history history.csv")
     if interests < 0:
