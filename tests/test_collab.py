@@ -69,9 +69,7 @@ def test_parse_blend():
 def test_blend_is_a_weighted_sum_of_standardised_rows():
     a = torch.tensor([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])
     b = torch.tensor([[30.0, 10.0, 20.0], [0.0, 1.0, 0.0]])
-    scorer = blend_scorer(
-        [(1.0, lambda s, e: a[s:e].clone(), None), (0.5, lambda s, e: b[s:e].clone(), None)]
-    )
+    scorer = blend_scorer([(1.0, lambda s, e: a[s:e].clone()), (0.5, lambda s, e: b[s:e].clone())])
     expected = standardized(a) + 0.5 * standardized(b)
     torch.testing.assert_close(scorer(0, 2), expected)
     assert torch.all(standardized(a)[1] == 0)  # a constant row carries no preference
@@ -237,13 +235,24 @@ def test_cached_models_are_reused_until_the_history_changes(tmp_path):
     assert len([p for p in cache.iterdir() if p.name.startswith("cooc")]) == 2
 
 
-def test_items_nobody_interacted_with_are_neutral_in_item_to_item_parts():
-    text = torch.tensor([[0.0, 1.0, 2.0, 3.0]])
-    cooc = torch.tensor([[5.0, 4.0, 0.0, 0.0]])  # item 3 is new: no co-occurrence possible
-    new = np.array([False, False, False, True])
-    scorer = blend_scorer(
-        [(1.0, lambda s, e: text.clone(), None), (1.0, lambda s, e: cooc.clone(), new)]
-    )
-    scores = scorer(0, 1)[0]
-    assert scores[3] == standardized(text)[0, 3]  # only its text counts
-    assert scores[3] > scores[2]  # not punished for having no interactions yet
+def test_items_nobody_interacted_with_borrow_scores_from_their_text_neighbours():
+    from llmrec.rank import TextNeighbours, item_model_scorer
+
+    # item 3 is new; in text it is close to item 1 and a little to item 0
+    vectors = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.2, 0.9, 0.0]], dtype=np.float32)
+    cold = np.array([False, False, False, True])
+    borrow = TextNeighbours.of(cold, vectors, m=2)
+    assert borrow.items.tolist() == [3] and borrow.neighbours.tolist() == [[1, 0]]
+    np.testing.assert_allclose(borrow.weights.sum(axis=1), 1)
+
+    # a real (dense) item-to-item model: the user's one history item 0 points to 1 and 2
+    import scipy.sparse as sp
+
+    weights = np.zeros((4, 4), dtype=np.float32)
+    weights[0, 1], weights[0, 2] = 1.0, 0.5
+    model = collab.ItemModel("ease", weights, ITEMS)
+    rows = sp.csr_matrix(np.array([[1, 0, 0, 0]], dtype=np.float32))
+    scores = item_model_scorer(model, rows, borrow)(0, 1)[0]
+    w = borrow.weights[0]
+    assert scores[3].item() == pytest.approx(w[0] * 1.0 + w[1] * 0.0)
+    assert scores[3] > scores[2]  # reachable: ranks above an interacted but unrelated item

@@ -138,32 +138,65 @@ def standardized(scores):
     return (finite - mean) / std.where(std > 0, 1.0)
 
 
-def blend_scorer(parts: list[tuple[float, Scorer, np.ndarray | None]]) -> Scorer:
-    """Σ weight · standardized(part scores): parts on different scales add fairly.
-
-    A part may name items it knows nothing about (a bool mask: items no one interacted with,
-    for item-to-item parts); they get the part's neutral value 0 instead of a penalty, so new
-    items stay reachable through the other parts.
-    """
-    import torch
+def blend_scorer(parts: list[tuple[float, Scorer]]) -> Scorer:
+    """Σ weight · standardized(part scores): parts on different scales add fairly."""
 
     def score(start: int, stop: int):
         total = None
-        for weight, scorer, unknown in parts:
+        for weight, scorer in parts:
             term = standardized(scorer(start, stop)) * weight
-            if unknown is not None and unknown.any():
-                term[:, torch.from_numpy(unknown)] = 0
             total = term if total is None else total.add_(term)
         return total
 
     return score
 
 
-def item_model_scorer(model, rows) -> Scorer:
-    """History rows (users × items, recency-weighted CSR) times an item-to-item model."""
+def item_model_scorer(model, rows, borrow: TextNeighbours | None = None) -> Scorer:
+    """History rows (users × items, recency-weighted CSR) times an item-to-item model.
+
+    Items no one interacted with get no score from the model; with `borrow`, they take the
+    similarity-weighted mean score of their nearest items in text instead.
+    """
     import torch
 
-    return lambda start, stop: torch.from_numpy(model.scores(rows[start:stop]))
+    def score(start: int, stop: int):
+        scores = model.scores(rows[start:stop])
+        if borrow is not None:
+            scores[:, borrow.items] = (scores[:, borrow.neighbours] * borrow.weights).sum(axis=2)
+        return torch.from_numpy(scores)
+
+    return score
+
+
+@dataclass
+class TextNeighbours:
+    """For items without interactions: their nearest interacted items by text, and weights."""
+
+    items: np.ndarray  # (n,) item indices
+    neighbours: np.ndarray  # (n, m) item indices
+    weights: np.ndarray  # (n, m) float32, each row sums to 1
+
+    @classmethod
+    def of(cls, cold: np.ndarray, vectors: np.ndarray, m: int = 10) -> TextNeighbours | None:
+        """Nearest warm items (cosine, negatives dropped) of each cold item, in chunks."""
+        import torch
+
+        cold_items, warm_items = np.flatnonzero(cold), np.flatnonzero(~cold)
+        if len(cold_items) == 0 or len(warm_items) == 0:
+            return None
+        unit = torch.nn.functional.normalize(torch.from_numpy(vectors), dim=1)
+        warm = unit[torch.from_numpy(warm_items)]
+        m = min(m, len(warm_items))
+        values, columns = [], []
+        step = max(1, DEFAULT_BLOCK_BYTES // (4 * len(warm_items)))
+        for start in range(0, len(cold_items), step):
+            chunk = unit[torch.from_numpy(cold_items[start : start + step])] @ warm.T
+            top = torch.topk(chunk, m, dim=1)
+            values.append(top.values.clamp(min=0).numpy())
+            columns.append(top.indices.numpy())
+        weights = np.vstack(values)
+        weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+        return cls(cold_items, warm_items[np.vstack(columns)], weights.astype(np.float32))
 
 
 def parse_blend(text: str) -> dict[str, float]:
@@ -474,22 +507,23 @@ def _by_vectors(
     if history is not None and (explain or set(blend) - {"text", "pop"}):
         rows = collab.user_rows(history, users.ids, len(items), weighting.weights(history))
     parts, explainer = [], Explainer(rows, items.ids, models=[]) if explain else None
-    cold = None
-    if history is not None:  # items no one in the history interacted with
-        cold = np.bincount(history.item_index, minlength=len(items)) == 0
+    borrow = None
+    if history is not None and set(blend) & {"cooc", "ease"}:
+        cold = np.bincount(history.item_index, minlength=len(items)) == 0  # no interactions yet
+        borrow = TextNeighbours.of(cold, items.vectors)
     for name, weight in blend.items():
         if weight == 0:
             continue
         if name == "text" and interests:
             recent = recent_items(history, users.ids, interests)
-            parts.append((weight, interest_scorer(recent, items), None))
+            parts.append((weight, interest_scorer(recent, items)))
         elif name == "text":
-            parts.append((weight, vector_scorer(users, items), None))
+            parts.append((weight, vector_scorer(users, items)))
             if explainer:
                 explainer.text = (weight, items.vectors)
         elif name == "pop":
             popularity = np.log1p(collab.item_popularity(history, len(items)))
-            parts.append((weight, popularity_scorer(popularity), None))
+            parts.append((weight, popularity_scorer(popularity)))
         else:
             model = collab.fit_cached(
                 name,
@@ -498,7 +532,7 @@ def _by_vectors(
                 ease_lambda=ease_lambda,
                 cache_dir=options.get("cache_dir"),
             )
-            parts.append((weight, item_model_scorer(model, rows), cold))
+            parts.append((weight, item_model_scorer(model, rows, borrow)))
             if explainer:
                 explainer.models.append((weight, model))
     scorer = parts[0][1] if len(parts) == 1 else blend_scorer(parts)
