@@ -507,8 +507,8 @@ def _by_vectors(
     if history is not None and (explain or set(blend) - {"text", "pop"}):
         rows = collab.user_rows(history, users.ids, len(items), weighting.weights(history))
     parts, explainer = [], Explainer(rows, items.ids, models=[]) if explain else None
-    borrow = None
-    if history is not None and set(blend) & {"cooc", "ease"}:
+    borrow = None  # only blends that use text lend it to new items; cooc/ease alone stay pure
+    if history is not None and blend.get("text") and set(blend) & {"cooc", "ease"}:
         cold = np.bincount(history.item_index, minlength=len(items)) == 0  # no interactions yet
         borrow = TextNeighbours.of(cold, items.vectors)
     for name, weight in blend.items():
