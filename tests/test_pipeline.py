@@ -4,6 +4,7 @@ the real executable in a subprocess."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -266,3 +267,25 @@ def test_outputs_through_a_symlink_replace_its_target(tmp_path, sample_interacti
         "--quiet",
     )
     assert link.is_symlink() and real.read_text().startswith("user_id,item_id")
+
+
+def test_temp_files_of_killed_runs_are_removed_but_live_ones_kept(tmp_path, sample_interactions):
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that has exited
+    stale = tmp_path / f".h.csv.{dead.pid}.abc123.tmp"
+    live = tmp_path / f".h.csv.{os.getpid()}.def456.tmp"  # this test process is alive
+    stale.write_text("partial")
+    live.write_text("being written")
+    invoke(
+        "split",
+        sample_interactions,
+        "--history-out",
+        tmp_path / "h.csv",
+        "--heldout-out",
+        tmp_path / "t.csv",
+        "--quiet",
+    )
+    assert not stale.exists() and live.exists()
+    assert (tmp_path / "h.csv").read_text().startswith("user_id,item_id")

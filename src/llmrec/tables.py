@@ -8,6 +8,7 @@ atomically: a temp file in the destination folder, renamed over the target only 
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import os
 import sys
@@ -215,6 +216,28 @@ def _umask() -> int:
     return mask
 
 
+def remove_stale_temps(target: Path) -> None:
+    """Delete temp files that killed runs left beside `target` (their process is gone).
+
+    Temp names carry the writer's pid, so a run still writing (here, concurrently) is left alone.
+    """
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        pid = leftover.name[len(target.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temp path beside `path`; rename it over `path` only if the block succeeds.
@@ -232,7 +255,8 @@ def atomic_path(path: str) -> Iterator[str]:
     folder = target.parent
     if not folder.is_dir():
         raise InputError(f"{path}: output folder {str(folder)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    remove_stale_temps(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=folder)
     os.close(fd)
     try:
         yield tmp
