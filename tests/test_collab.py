@@ -75,13 +75,43 @@ def test_blend_is_a_weighted_sum_of_standardised_rows():
     assert torch.all(standardized(a)[1] == 0)  # a constant row carries no preference
 
 
-def test_rank_blend_through_the_cli(tmp_path):
-    # text says a user of a wants d (same vector); co-occurrence says b follows a
-    vectors = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], dtype=np.float32)
+def write_catalog(tmp_path, vectors, rows) -> None:
+    """An item vector table of ITEMS and a history file, in tmp_path."""
     write_vectors(
-        VectorTable("items", ITEMS, vectors, {"model": "m", "model_fingerprint": "f"}),
+        VectorTable(
+            "items",
+            ITEMS,
+            np.asarray(vectors, dtype=np.float32),
+            {"model": "m", "model_fingerprint": "f"},
+        ),
         str(tmp_path / "i.parquet"),
     )
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    frame.to_csv(tmp_path / "h.csv", index=False)
+
+
+def rank_cli(tmp_path, *options: str) -> pd.DataFrame:
+    """Run `llmrec rank` on the files of write_catalog and read the rankings back."""
+    out = tmp_path / "r.csv"
+    result = CliRunner().invoke(
+        app,
+        [
+            "rank",
+            "--user-history",
+            str(tmp_path / "h.csv"),
+            "--items",
+            str(tmp_path / "i.parquet"),
+            *options,
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    return pd.read_csv(out, dtype=str)
+
+
+def test_rank_blend_through_the_cli(tmp_path):
+    # text says a user of a wants d (same vector); co-occurrence says b follows a
     rows = [
         ("1", "a", 1),
         ("1", "b", 2),
@@ -91,68 +121,11 @@ def test_rank_blend_through_the_cli(tmp_path):
         ("3", "d", 2),
         ("4", "a", 1),
     ]
-    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(
-        tmp_path / "h.csv", index=False
-    )
-    result = CliRunner().invoke(
-        app,
-        [
-            "rank",
-            "--user-history",
-            str(tmp_path / "h.csv"),
-            "--items",
-            str(tmp_path / "i.parquet"),
-            "--blend",
-            "text=1,cooc=1",
-            "-k",
-            "1",
-            "-o",
-            str(tmp_path / "r.csv"),
-        ],
-    )
-    assert result.exit_code == 0, result.stderr
-    ranked = pd.read_csv(tmp_path / "r.csv", dtype=str).set_index("user_id")
-    assert ranked.loc["4", "item_id"] == "b"
-    text_only = CliRunner().invoke(
-        app,
-        [
-            "rank",
-            "--user-history",
-            str(tmp_path / "h.csv"),
-            "--items",
-            str(tmp_path / "i.parquet"),
-            "-k",
-            "1",
-            "-o",
-            str(tmp_path / "t.csv"),
-        ],
-    )
-    assert text_only.exit_code == 0
-    assert (
-        pd.read_csv(tmp_path / "t.csv", dtype=str).set_index("user_id").loc["4", "item_id"] == "d"
-    )
-    ease = CliRunner().invoke(
-        app,
-        [
-            "rank",
-            "--user-history",
-            str(tmp_path / "h.csv"),
-            "--items",
-            str(tmp_path / "i.parquet"),
-            "--blend",
-            "ease=1",
-            "--ease-lambda",
-            "0.5",
-            "-k",
-            "1",
-            "-o",
-            str(tmp_path / "e.csv"),
-        ],
-    )
-    assert ease.exit_code == 0, ease.stderr
-    assert (
-        pd.read_csv(tmp_path / "e.csv", dtype=str).set_index("user_id").loc["4", "item_id"] == "b"
-    )
+    write_catalog(tmp_path, [[1, 0], [0, 1], [0, 1], [1, 0]], rows)
+    first = lambda ranked: ranked.set_index("user_id").loc["4", "item_id"]  # noqa: E731
+    assert first(rank_cli(tmp_path, "--blend", "text=1,cooc=1", "-k", "1")) == "b"
+    assert first(rank_cli(tmp_path, "-k", "1")) == "d"
+    assert first(rank_cli(tmp_path, "--blend", "ease=1", "--ease-lambda", "0.5", "-k", "1")) == "b"
 
 
 def test_ease_through_woodbury_equals_the_direct_inverse():
@@ -173,11 +146,6 @@ def test_ease_through_woodbury_equals_the_direct_inverse():
 
 def test_explain_names_the_history_item_behind_each_recommendation(tmp_path):
     # a ~ d and b ~ c in text; user 5 has a (old) and b (recent)
-    vectors = np.array([[1, 0], [0, 1], [0.1, 0.99], [0.99, 0.1]], dtype=np.float32)
-    write_vectors(
-        VectorTable("items", ITEMS, vectors, {"model": "m", "model_fingerprint": "f"}),
-        str(tmp_path / "i.parquet"),
-    )
     rows = [
         ("5", "a", 1),
         ("5", "b", 2),
@@ -186,34 +154,14 @@ def test_explain_names_the_history_item_behind_each_recommendation(tmp_path):
         ("7", "b", 1),
         ("7", "d", 2),
     ]
-    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(
-        tmp_path / "h.csv", index=False
-    )
+    write_catalog(tmp_path, [[1, 0], [0, 1], [0.1, 0.99], [0.99, 0.1]], rows)
     # text alone: c is explained by b (similar text), d by a; with co-occurrence added, c by a
     # (user 6 bought a then c) and d by b (user 7 bought b then d)
     for blend, expected in (
         ("text=1", {"c": "b", "d": "a"}),
         ("text=1,cooc=1", {"c": "a", "d": "b"}),
     ):
-        result = CliRunner().invoke(
-            app,
-            [
-                "rank",
-                "--user-history",
-                str(tmp_path / "h.csv"),
-                "--items",
-                str(tmp_path / "i.parquet"),
-                "--blend",
-                blend,
-                "--explain",
-                "-k",
-                "2",
-                "-o",
-                str(tmp_path / "r.csv"),
-            ],
-        )
-        assert result.exit_code == 0, result.stderr
-        ranked = pd.read_csv(tmp_path / "r.csv", dtype=str)
+        ranked = rank_cli(tmp_path, "--blend", blend, "--explain", "-k", "2")
         assert list(ranked.columns) == ["user_id", "rank", "item_id", "score", "because"]
         assert ranked[ranked.user_id == "5"].set_index("item_id")["because"].to_dict() == expected
         pairs = set(zip(ranked.user_id, ranked.because, strict=True))
