@@ -42,13 +42,7 @@ def user_rows(history: History, user_ids: np.ndarray, n_items: int, weights: np.
 
     An item seen several times keeps its largest weight (its most recent, under decay).
     """
-    import pandas as pd
-
-    position = pd.Index(history.user_ids).get_indexer(user_ids)
-    row_of_user = np.full(history.n_users, -1, dtype=np.int64)
-    known = position >= 0
-    row_of_user[position[known]] = np.flatnonzero(known)
-    rows = row_of_user[history.user_index]
+    rows = history.event_rows(user_ids)
     keep = (rows >= 0) & (weights != 0)
     order = np.lexsort((-weights[keep], history.item_index[keep], rows[keep]))
     r, c, w = rows[keep][order], history.item_index[keep][order], weights[keep][order]

@@ -46,13 +46,17 @@ class History:
         np.maximum.at(latest, self.user_index, self.time)
         return latest[self.user_index] - self.time
 
-    def seen(self, users: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
-        """CSR (indptr, indices) of the items each of `users` (in that order) has seen."""
+    def event_rows(self, users: np.ndarray) -> np.ndarray:
+        """Per event: the row of its user in `users` (−1 where the user is not listed)."""
         position = pd.Index(self.user_ids).get_indexer(users)
         row_of_user = np.full(self.n_users, -1, dtype=np.int64)
         known = position >= 0
         row_of_user[position[known]] = np.flatnonzero(known)
-        rows = row_of_user[self.user_index]
+        return row_of_user[self.user_index]
+
+    def seen(self, users: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+        """CSR (indptr, indices) of the items each of `users` (in that order) has seen."""
+        rows = self.event_rows(users)
         keep = rows >= 0
         rows, cols = rows[keep], self.item_index[keep]
         order = np.lexsort((cols, rows))

@@ -424,15 +424,17 @@ def rank_to_file(
     if not 0 <= diversify_strength <= 1:
         raise InputError(f"--diversify {diversify_strength}: must be between 0 and 1")
     options = profile_options or {}
-    explainer = None
+    explainer, diversity = None, None
     if baseline:
         if explain:
             raise InputError("--explain needs scores that come from a history; not a baseline")
+        if diversify_strength > 0:
+            raise InputError("--diversify needs item vectors; not with a baseline")
         user_ids, item_ids, scorer, history = _baseline(
             baseline, items_path, history_path, options, seed
         )
     else:
-        user_ids, item_ids, scorer, history, explainer = _by_vectors(
+        user_ids, items, scorer, history, explainer = _by_vectors(
             items_path,
             users_path,
             history_path,
@@ -442,6 +444,9 @@ def rank_to_file(
             explain,
             interests,
         )
+        item_ids = items.ids
+        if diversify_strength > 0:
+            diversity = (diversify_strength, items.vectors)
         if interests > 1:
             budget_bytes //= interests
         if blend and len(blend) > 1:
@@ -449,11 +454,6 @@ def rank_to_file(
     seen = Seen(*history.seen(user_ids, len(item_ids))) if history and exclude_seen else None
     if on_start:
         on_start(len(user_ids))
-    diversity = None
-    if diversify_strength > 0:
-        if baseline:
-            raise InputError("--diversify needs item vectors; not with a baseline")
-        diversity = (diversify_strength, read_vectors(items_path, "items").sorted_by_id().vectors)
     blocks = rank_blocks(
         user_ids,
         item_ids,
@@ -473,7 +473,7 @@ def rank_to_file(
 def _by_vectors(
     items_path, users_path, history_path, options, blend, ease_lambda, explain, interests=0
 ):
-    """Users, items, the (blended) scorer, the history and an explainer if asked for."""
+    """User ids, the item table, the (blended) scorer, the history and an explainer."""
     if not items_path:
         raise InputError("give --items items.parquet (or --baseline popular|random)")
     items = read_vectors(items_path, "items").sorted_by_id()
@@ -483,9 +483,7 @@ def _by_vectors(
         check_compatible(users, items, users_path, items_path)
         history = None
         if history_path and not options.get("text_col"):
-            columns = {
-                key: options[key] for key in ("user_col", "item_col", "time_col") if key in options
-            }
+            columns = _pick(options, "user_col", "item_col", "time_col")
             extra = [weighting.weight_col] if weighting.weight_col else []
             interactions = read_interactions(history_path, extra=extra, **columns)
             history = map_history(interactions, items.ids, weighting.weight_col)
@@ -536,7 +534,7 @@ def _by_vectors(
             if explainer:
                 explainer.models.append((weight, model))
     scorer = parts[0][1] if len(parts) == 1 else blend_scorer(parts)
-    return users.ids, items.ids, scorer, history, explainer
+    return users.ids, items, scorer, history, explainer
 
 
 def _pick(options: dict, *keys: str) -> dict:
@@ -549,8 +547,9 @@ def _baseline(baseline, items_path, history_path, options, seed):
         raise InputError(f"--baseline {baseline!r}: choose one of {', '.join(BASELINES)}")
     if not history_path:
         raise InputError(f"--baseline {baseline} needs --user-history history.csv")
-    columns = {key: options[key] for key in ("user_col", "item_col", "time_col") if key in options}
-    interactions = read_interactions(history_path, **columns)
+    interactions = read_interactions(
+        history_path, **_pick(options, "user_col", "item_col", "time_col")
+    )
     if items_path:
         item_ids = read_vectors(items_path, "items").sorted_by_id().ids
     else:
@@ -558,6 +557,5 @@ def _baseline(baseline, items_path, history_path, options, seed):
     history = map_history(interactions, item_ids)
     if baseline == "random":
         return history.user_ids, item_ids, random_scorer(len(item_ids), seed), history
-    pairs = np.unique(history.user_index * len(item_ids) + history.item_index)
-    counts = np.bincount(pairs % len(item_ids), minlength=len(item_ids))
+    counts = collab.item_popularity(history, len(item_ids))
     return history.user_ids, item_ids, popularity_scorer(counts), history
