@@ -21,6 +21,13 @@ from llmrec.evaluate import evaluate_frames
 runner = CliRunner()
 
 
+def split_into(interactions, history, heldout):
+    """`llmrec split` with the default leave-last strategy, quietly."""
+    return invoke(
+        "split", interactions, "--history-out", history, "--heldout-out", heldout, "--quiet"
+    )
+
+
 def invoke(*args):
     result = runner.invoke(app, [str(a) for a in args])
     assert result.exit_code == 0, result.output
@@ -30,15 +37,7 @@ def invoke(*args):
 @pytest.fixture(scope="module")
 def split_files(tmp_path_factory, sample_interactions):
     folder = tmp_path_factory.mktemp("split")
-    invoke(
-        "split",
-        sample_interactions,
-        "--history-out",
-        folder / "history.csv",
-        "--heldout-out",
-        folder / "heldout.csv",
-        "--quiet",
-    )
+    split_into(sample_interactions, folder / "history.csv", folder / "heldout.csv")
     return folder / "history.csv", folder / "heldout.csv"
 
 
@@ -215,15 +214,7 @@ def test_free_text_history_gets_matching_accessories(sample_items, tmp_path):
 def test_outputs_get_the_same_permissions_as_any_new_file(tmp_path, sample_interactions):
     plain = tmp_path / "plain.txt"
     plain.write_text("x")
-    invoke(
-        "split",
-        sample_interactions,
-        "--history-out",
-        tmp_path / "h.csv",
-        "--heldout-out",
-        tmp_path / "t.csv",
-        "--quiet",
-    )
+    split_into(sample_interactions, tmp_path / "h.csv", tmp_path / "t.csv")
     assert (tmp_path / "h.csv").stat().st_mode == plain.stat().st_mode
 
 
@@ -238,15 +229,7 @@ def test_outputs_to_a_device_or_fifo_are_written_in_place(tmp_path, sample_inter
     received = []
     reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
     reader.start()
-    invoke(
-        "split",
-        sample_interactions,
-        "--history-out",
-        fifo,
-        "--heldout-out",
-        tmp_path / "t.csv",
-        "--quiet",
-    )
+    split_into(sample_interactions, fifo, tmp_path / "t.csv")
     reader.join(timeout=30)
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     assert received and received[0].startswith(b"user_id,item_id")
@@ -257,15 +240,7 @@ def test_outputs_through_a_symlink_replace_its_target(tmp_path, sample_interacti
     real.write_text("old")
     link = tmp_path / "link.csv"
     link.symlink_to(real)
-    invoke(
-        "split",
-        sample_interactions,
-        "--history-out",
-        link,
-        "--heldout-out",
-        tmp_path / "t.csv",
-        "--quiet",
-    )
+    split_into(sample_interactions, link, tmp_path / "t.csv")
     assert link.is_symlink() and real.read_text().startswith("user_id,item_id")
 
 
@@ -278,14 +253,6 @@ def test_temp_files_of_killed_runs_are_removed_but_live_ones_kept(tmp_path, samp
     live = tmp_path / f".h.csv.{os.getpid()}.def456.tmp"  # this test process is alive
     stale.write_text("partial")
     live.write_text("being written")
-    invoke(
-        "split",
-        sample_interactions,
-        "--history-out",
-        tmp_path / "h.csv",
-        "--heldout-out",
-        tmp_path / "t.csv",
-        "--quiet",
-    )
+    split_into(sample_interactions, tmp_path / "h.csv", tmp_path / "t.csv")
     assert not stale.exists() and live.exists()
     assert (tmp_path / "h.csv").read_text().startswith("user_id,item_id")
