@@ -1,5 +1,7 @@
 """Run every benchmarks/bench_*.py in turn with this Python; exit 1 if any of them fails.
 
+Each benchmark's `target:` lines are repeated at the end, one summary of every target.
+
 .venv/bin/python benchmarks/run.py     (what `make bench` runs)
 """
 
@@ -16,15 +18,23 @@ def main() -> int:
     if not scripts:
         print("benchmarks/run.py: no bench_*.py found", file=sys.stderr)
         return 1
-    failed = []
+    failed, targets = [], []
     for script in scripts:
         print(f"== {script.name}", flush=True)
         start = time.perf_counter()
-        code = subprocess.run([sys.executable, str(script)]).returncode
+        process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            if line.startswith("target:"):
+                targets.append(f"{script.stem.removeprefix('bench_')}: {line[7:].strip()}")
+        code = process.wait()
         status = "ok" if code == 0 else f"FAILED (exit {code})"
         print(f"== {script.name}: {status} in {time.perf_counter() - start:.0f} s\n", flush=True)
         if code != 0:
             failed.append(script.name)
+    print("== targets")
+    for line in targets:
+        print(line)
     if failed:
         print(f"benchmarks failed: {', '.join(failed)}", file=sys.stderr)
         return 1
