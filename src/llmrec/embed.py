@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
+import shutil
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from . import __version__
 from .encoder import Encoder
 from .errors import InputError
-from .tables import read_table, require_values
-from .vectors import VectorTable
+from .tables import STDIO, atomic_path, read_table, require_values
+from .vectors import StoredVectors, VectorTable, vector_batch, vector_schema
 
 DEFAULT_TEXT_COLUMNS = ("title", "description")
+# Input rows encoded and written (as one Parquet row group) at a time: memory follows this, and
+# a killed run loses at most one chunk of work (about 10 s of a CPU, less on a GPU).
+CHUNK_ROWS = 4096
 
 
 @dataclass
@@ -125,22 +134,30 @@ def text_hashes(texts: np.ndarray) -> np.ndarray:
     return np.array([hashlib.sha256(t.encode()).hexdigest()[:16] for t in texts], dtype=object)
 
 
-def embed_items(
+@dataclass
+class ItemTexts:
+    """An item table reduced to what embedding needs: ids, and each row's text as a code into
+    the distinct texts (numbered in order of first appearance)."""
+
+    path: str
+    ids: np.ndarray  # object array of str, one per row
+    codes: np.ndarray  # int64, one per row: index into texts
+    texts: np.ndarray  # object array of the distinct texts
+    hashes: np.ndarray  # object array, text_hashes(texts)
+    template: str  # what made the texts, for the metadata
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def read_item_texts(
     path: str,
-    encoder: Encoder,
     *,
     id_col: str = "item_id",
     template: str | None = None,
     text_cols: list[str] | None = None,
-    batch_size: int = 64,
-    normalize: bool = True,
-    on_start: Callable[[int], None] | None = None,
-    on_batch: Callable[[int], None] | None = None,
-) -> tuple[VectorTable, EmbedStats]:
-    """Read an item table and embed each row's text; identical texts are encoded once.
-
-    `on_start(n_unique_texts)` and `on_batch(n_done)` report progress.
-    """
+) -> ItemTexts:
+    """Read an item table and render each row's text; fail on missing ids, texts or columns."""
     needed = template_fields(template) if template else (text_cols or [])
     frame = read_table(
         path,
@@ -154,24 +171,353 @@ def embed_items(
     texts = item_texts(frame, path, id_col, template, text_cols)
     codes, uniques = pd.factorize(texts, sort=False)
     unique_texts = np.asarray(uniques, dtype=object)
-    if on_start:
-        on_start(len(unique_texts))
-    tokens = encoder.tokenize(unique_texts)
-    truncated = sum(len(t) >= encoder.max_length for t in tokens)
-    unique_vectors = encoder.encode_tokens(
-        tokens, batch_size=batch_size, normalize=normalize, on_batch=on_batch
+    return ItemTexts(
+        path,
+        frame[id_col].to_numpy(dtype=object),
+        codes.astype(np.int64),
+        unique_texts,
+        text_hashes(unique_texts),
+        template or "columns:" + ",".join(_text_columns(frame, text_cols)),
     )
-    meta = {
+
+
+def vector_meta(encoder: Encoder, normalize: bool, template: str) -> dict[str, str]:
+    """The `llmrec.*` metadata of an item table made by `encoder`."""
+    return {
         **encoder.metadata(),
         "normalized": str(normalize).lower(),
-        "template": template or "columns:" + ",".join(_text_columns(frame, text_cols)),
+        "template": template,
         "version": __version__,
     }
+
+
+# Metadata keys that must match for a stored vector to stand in for encoding its text again.
+REUSE_KEYS = ("model_fingerprint", "pooling", "max_length", "dtype", "normalized")
+
+
+def reuse_mismatch(meta: dict[str, str], wanted: dict[str, str]) -> str | None:
+    """The first setting in which stored vectors differ from what this run makes, or None."""
+    for key in REUSE_KEYS:
+        have, want = meta.get(key, "float32" if key == "dtype" else None), wanted.get(key)
+        if have != want:
+            return f"{key} {have} ≠ {want}"
+    return None
+
+
+@dataclass
+class Chunk:
+    """Vectors for input rows [start, stop), and how many distinct texts each source gave."""
+
+    index: int
+    start: int
+    stop: int
+    vectors: np.ndarray
+    encoded: int = 0
+    reused: int = 0
+    resumed: bool = False
+    truncated: int = 0
+
+
+KnownLookup = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # hashes → (found, vectors)
+FinishedLookup = Callable[[int], np.ndarray | None]  # chunk index → its vectors, if done
+
+
+def chunk_bounds(n_rows: int, chunk_rows: int) -> list[tuple[int, int]]:
+    """Input-row ranges of the chunks that are encoded and written one at a time."""
+    return [(start, min(start + chunk_rows, n_rows)) for start in range(0, n_rows, chunk_rows)]
+
+
+def embed_chunks(
+    items: ItemTexts,
+    encoder: Encoder,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    batch_size: int = 64,
+    normalize: bool = True,
+    known: KnownLookup | None = None,
+    finished: FinishedLookup | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> Iterator[Chunk]:
+    """Yield the vectors of the input rows chunk by chunk, in input order.
+
+    Each distinct text is encoded once: at its first appearance, unless `known` has a vector
+    for its hash (a previous run's output) or `finished` has its chunk already (a killed run's
+    finished chunks). Only texts that appear again in a later chunk are kept in memory
+    between chunks, so memory follows the chunk size, not the catalog size.
+    """
+    bounds = chunk_bounds(len(items), chunk_rows)
+    last_chunk = _last_chunk_of_each_text(items.codes, chunk_rows, len(items.texts))
+    carried: dict[int, np.ndarray] = {}  # text code → vector, for texts seen again later
+    first_new = 0  # codes are numbered by first appearance: chunk texts ≥ this are new
+    for index, (start, stop) in enumerate(bounds):
+        codes = items.codes[start:stop]
+        new_stop = max(first_new, int(codes.max()) + 1)
+        new_codes = np.arange(first_new, new_stop)
+        vectors = finished(index) if finished else None
+        chunk = Chunk(index, start, stop, vectors, resumed=vectors is not None)
+        if vectors is None:
+            new_vectors = _vectors_for(
+                items, new_codes, encoder, batch_size, normalize, known, on_batch, chunk
+            )
+            lookup = dict(carried)
+            vectors = np.empty((stop - start, encoder.dim), dtype=np.float32)
+            is_new = codes >= first_new
+            vectors[is_new] = new_vectors[codes[is_new] - first_new]
+            old = np.flatnonzero(~is_new)
+            if len(old):
+                vectors[old] = np.stack([lookup[c] for c in codes[old].tolist()])
+            chunk.vectors = vectors
+        elif on_batch:
+            on_batch(len(new_codes))
+        _carry(carried, codes, vectors, last_chunk, index)
+        first_new = new_stop
+        yield chunk
+
+
+def _last_chunk_of_each_text(codes: np.ndarray, chunk_rows: int, n_texts: int) -> np.ndarray:
+    last = np.zeros(n_texts, dtype=np.int64)
+    np.maximum.at(last, codes, np.arange(len(codes)) // chunk_rows)
+    return last
+
+
+def _carry(carried: dict, codes: np.ndarray, vectors: np.ndarray, last_chunk, index: int) -> None:
+    """Keep the vectors of this chunk's texts that a later chunk needs; forget the rest."""
+    for code in [c for c, last in carried.items() if last_chunk[c] <= index]:
+        del carried[code]
+    later = np.flatnonzero(last_chunk[codes] > index)
+    uniq, first = np.unique(codes[later], return_index=True)
+    for code, row in zip(uniq.tolist(), later[first].tolist(), strict=True):
+        carried[code] = vectors[row].copy()  # a copy: a view would keep the whole chunk alive
+
+
+def _vectors_for(
+    items, codes, encoder, batch_size, normalize, known, on_batch, chunk
+) -> np.ndarray:
+    """Vectors of the distinct texts `codes`: taken from `known` where it has them, else encoded."""
+    out = np.empty((len(codes), encoder.dim), dtype=np.float32)
+    found = np.zeros(len(codes), dtype=bool)
+    if known is not None and len(codes):
+        found, stored = known(items.hashes[codes])
+        out[found] = stored
+        chunk.reused = int(found.sum())
+        if on_batch and chunk.reused:
+            on_batch(chunk.reused)
+    todo = np.flatnonzero(~found)
+    if len(todo):
+        tokens = encoder.tokenize(items.texts[codes[todo]])
+        chunk.truncated = sum(len(t) >= encoder.max_length for t in tokens)
+        out[todo] = encoder.encode_tokens(
+            tokens, batch_size=batch_size, normalize=normalize, on_batch=on_batch
+        )
+        chunk.encoded = len(todo)
+    return out
+
+
+def embed_items(
+    path: str,
+    encoder: Encoder,
+    *,
+    id_col: str = "item_id",
+    template: str | None = None,
+    text_cols: list[str] | None = None,
+    batch_size: int = 64,
+    normalize: bool = True,
+    on_start: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[VectorTable, EmbedStats]:
+    """Read an item table and embed each row's text in memory; identical texts are encoded once.
+
+    For catalogs of any size, `embed_to_file` streams the same vectors to Parquet instead.
+    `on_start(n_distinct_texts)` and `on_batch(n_done)` report progress.
+    """
+    items = read_item_texts(path, id_col=id_col, template=template, text_cols=text_cols)
+    if on_start:
+        on_start(len(items.texts))
+    chunks = list(
+        embed_chunks(items, encoder, batch_size=batch_size, normalize=normalize, on_batch=on_batch)
+    )
     table = VectorTable(
         kind="items",
-        ids=frame[id_col].to_numpy(dtype=object),
-        vectors=unique_vectors[codes],
-        meta=meta,
-        extra={"text_hash": text_hashes(unique_texts)[codes]},
+        ids=items.ids,
+        vectors=np.concatenate([c.vectors for c in chunks])
+        if chunks
+        else np.empty((0, encoder.dim), np.float32),
+        meta=vector_meta(encoder, normalize, items.template),
+        extra={"text_hash": items.hashes[items.codes]},
     )
-    return table, EmbedStats(len(frame), len(unique_texts), truncated)
+    return table, EmbedStats(len(items), len(items.texts), sum(c.truncated for c in chunks))
+
+
+class ChunkStore:
+    """Finished chunks of an embed run, kept beside the output until the run succeeds.
+
+    A run that is killed leaves `.{output}.chunks/` behind; the next run with the same input
+    texts, model and settings (the folder's `key`) picks up every finished chunk instead of
+    encoding it again. A folder with another key is emptied. A run that cannot lock the folder
+    (another run is using it) keeps no chunks.
+    """
+
+    def __init__(self, folder: Path, key: str):
+        self.folder, self.key = folder, key
+        self._lock = None
+
+    @classmethod
+    def beside(cls, output: str, key: str) -> ChunkStore | None:
+        """The store for `output`, locked for this run; None where no store can be kept."""
+        target = Path(os.path.realpath(output))
+        if target.exists() and not target.is_file():
+            return None  # a device or pipe: nothing to resume into
+        store = cls(target.parent / f".{target.name}.chunks", key)
+        return store if store._open() else None
+
+    def _open(self) -> bool:
+        try:
+            self.folder.mkdir(exist_ok=True)
+            self._lock = open(self.folder / "lock", "w")  # noqa: SIM115 (held for the run)
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.close()
+            return False
+        key_file = self.folder / "key"
+        if not key_file.is_file() or key_file.read_text() != self.key:
+            for stale in self.folder.glob("chunk-*"):
+                stale.unlink(missing_ok=True)
+            key_file.write_text(self.key)
+        return True
+
+    def finished(self, index: int) -> np.ndarray | None:
+        """The vectors of chunk `index` if a previous run finished it."""
+        try:
+            return np.load(self.folder / f"chunk-{index:06d}.npy")
+        except (OSError, ValueError):
+            return None
+
+    def save(self, index: int, vectors: np.ndarray) -> None:
+        """Keep a chunk's vectors (written to a temp name, then renamed: never half a chunk)."""
+        tmp = self.folder / f".chunk-{index:06d}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as handle:
+            np.save(handle, vectors)
+        os.replace(tmp, self.folder / f"chunk-{index:06d}.npy")
+
+    def has_chunks(self) -> bool:
+        return any(self.folder.glob("chunk-*.npy"))
+
+    def close(self, remove: bool = False) -> None:
+        """Release the lock; with `remove`, delete the folder (the output is complete)."""
+        if remove:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def run_key(items: ItemTexts, meta: dict[str, str], chunk_rows: int) -> str:
+    """What a finished chunk depends on: the texts in row order, the model and its settings."""
+    digest = hashlib.sha256()
+    for key in REUSE_KEYS:
+        digest.update(f"{key}={meta.get(key)}\n".encode())
+    digest.update(f"chunk_rows={chunk_rows}\n".encode())
+    digest.update("".join(items.hashes[items.codes]).encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class EmbedRun:
+    """What `embed_to_file` did, for the closing summary."""
+
+    rows: int
+    unique_texts: int
+    encoded: int
+    reused: int
+    resumed_chunks: int
+    truncated: int
+    reuse_note: str = ""  # why a previous output was not reused, if one was there
+
+
+def previous_vectors(
+    reuse: str | None, output: str, wanted: dict[str, str]
+) -> tuple[StoredVectors | None, str]:
+    """The table whose vectors this run may copy, and a note when the output's was passed over.
+
+    An explicit `reuse` table must match the model and settings; the output file itself is
+    used only when it does, silently skipped (with a note) when not.
+    """
+    if reuse:
+        stored = StoredVectors.open(reuse)
+        mismatch = reuse_mismatch(stored.meta, wanted)
+        if mismatch:
+            raise InputError(
+                f"{reuse}: made with other settings ({mismatch}); its vectors can't be "
+                "reused; drop --reuse to embed every text"
+            )
+        return stored, ""
+    if output == STDIO or not os.path.isfile(output):
+        return None, ""
+    try:
+        stored = StoredVectors.open(output)
+    except InputError:
+        return None, f"{output} is not an llmrec item table, so nothing was reused"
+    mismatch = reuse_mismatch(stored.meta, wanted)
+    if mismatch:
+        return None, f"{output} was made with other settings ({mismatch}), so nothing was reused"
+    return stored, ""
+
+
+def embed_to_file(
+    items: ItemTexts,
+    output: str,
+    encoder: Encoder,
+    *,
+    reuse: str | None = None,
+    reuse_output: bool = True,
+    resume: bool = True,
+    chunk_rows: int = CHUNK_ROWS,
+    batch_size: int = 64,
+    normalize: bool = True,
+    on_start: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> EmbedRun:
+    """Embed `items` into the vector table `output`, chunk by chunk, with memory bounded by the
+    chunk size.
+
+    Texts whose hash is in the previous table (`reuse`, else the existing `output` when
+    `reuse_output`) and that was made by the same model and settings are copied, not encoded;
+    rows of items no longer in the input are dropped with the old file. Finished chunks are kept
+    beside the output while the run lasts, so a killed run restarts where it stopped (`resume`).
+    """
+    meta = vector_meta(encoder, normalize, items.template)
+    stored, note = previous_vectors(reuse, output if reuse_output else STDIO, meta)
+    store = ChunkStore.beside(output, run_key(items, meta, chunk_rows)) if resume else None
+    if on_start:
+        on_start(len(items.texts))
+    schema = vector_schema("items", encoder.dim, meta, len(items), {"text_hash": pa.string()})
+    run = EmbedRun(len(items), len(items.texts), 0, 0, 0, 0, note)
+    chunks = embed_chunks(
+        items,
+        encoder,
+        chunk_rows=chunk_rows,
+        batch_size=batch_size,
+        normalize=normalize,
+        known=stored.lookup if stored else None,
+        finished=store.finished if store else None,
+        on_batch=on_batch,
+    )
+    try:
+        with atomic_path(output) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
+            for chunk in chunks:
+                if store and not chunk.resumed:
+                    store.save(chunk.index, chunk.vectors)
+                rows = slice(chunk.start, chunk.stop)
+                hashes = {"text_hash": items.hashes[items.codes[rows]]}
+                out.write_table(vector_batch(schema, items.ids[rows], chunk.vectors, hashes))
+                run.encoded += chunk.encoded
+                run.reused += chunk.reused
+                run.resumed_chunks += chunk.resumed
+                run.truncated += chunk.truncated
+    except BaseException:
+        if store:  # keep finished chunks for the next run; an empty folder helps nobody
+            store.close(remove=not store.has_chunks())
+        raise
+    if store:
+        store.close(remove=True)
+    return run

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -20,6 +21,7 @@ from .tables import atomic_path
 
 META_PREFIX = "llmrec."
 ID_COLUMNS = {"items": "item_id", "users": "user_id"}
+ROW_GROUP_ROWS = 16_384  # rows per Parquet row group: about 25 MB of vectors at d = 384
 
 
 @dataclass
@@ -53,20 +55,44 @@ class VectorTable:
         )
 
 
+def vector_schema(
+    kind: str, dim: int, meta: dict[str, str], rows: int, extra: dict[str, pa.DataType]
+) -> pa.Schema:
+    """The Arrow schema of a vector table, with its `llmrec.*` metadata."""
+    fields = [
+        pa.field(ID_COLUMNS[kind], pa.string()),
+        pa.field("embedding", pa.list_(pa.float32(), dim)),
+        *(pa.field(name, dtype) for name, dtype in extra.items()),
+    ]
+    meta = {**meta, "kind": kind, "dim": str(dim), "rows": str(rows)}
+    return pa.schema(
+        fields, metadata={f"{META_PREFIX}{k}": str(v) for k, v in sorted(meta.items())}
+    )
+
+
+def vector_batch(schema: pa.Schema, ids: np.ndarray, vectors: np.ndarray, extra: dict) -> pa.Table:
+    """One block of rows of a vector table, in `schema`."""
+    dim = schema.field("embedding").type.list_size
+    flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1))
+    columns = [
+        pa.array(np.asarray(ids).astype(str), pa.string()),
+        pa.FixedSizeListArray.from_arrays(flat, dim),
+        *(pa.array(extra[f.name], f.type) for f in schema if f.name in extra),
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
 def write_vectors(table: VectorTable, path: str) -> None:
     """Write a vector table atomically as Parquet with its `llmrec.*` schema metadata."""
-    flat = pa.array(np.ascontiguousarray(table.vectors, dtype=np.float32).reshape(-1))
-    columns = {
-        ID_COLUMNS[table.kind]: pa.array(table.ids.astype(str), pa.string()),
-        "embedding": pa.FixedSizeListArray.from_arrays(flat, table.dim),
-        **{name: pa.array(values) for name, values in table.extra.items()},
-    }
-    meta = {**table.meta, "kind": table.kind, "dim": str(table.dim), "rows": str(len(table))}
-    arrow = pa.table(columns).replace_schema_metadata(
-        {f"{META_PREFIX}{k}": str(v) for k, v in sorted(meta.items())}
-    )
+    extra = {name: pa.array(values).type for name, values in table.extra.items()}
+    schema = vector_schema(table.kind, table.dim, table.meta, len(table), extra)
     with atomic_path(path) as tmp:
-        pq.write_table(arrow, tmp, compression="zstd")
+        pq.write_table(
+            vector_batch(schema, table.ids, table.vectors, table.extra),
+            tmp,
+            compression="zstd",
+            row_group_size=ROW_GROUP_ROWS,
+        )
 
 
 def read_vectors(path: str, kind: str | None = None) -> VectorTable:
@@ -82,24 +108,22 @@ def read_vectors(path: str, kind: str | None = None) -> VectorTable:
                 else " (make it with 'llmrec profile')"
             )
         )
+    id_col = ID_COLUMNS[found]
+    dim = int(meta.get("dim", "0"))
     try:
-        table = pq.read_table(path)
+        parquet = pq.ParquetFile(path)
+        names = parquet.schema_arrow.names
+        if id_col not in names or "embedding" not in names:
+            raise InputError(f"{path}: a vector table needs columns {id_col!r} and 'embedding'")
+        table = parquet.read(columns=[n for n in names if n != "embedding"])
+        vectors = _read_embeddings(parquet, path, dim)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(
             f"{path}: the vector table is damaged ({str(exc).splitlines()[0]}); rebuild it"
         ) from exc
-    id_col = ID_COLUMNS[found]
-    if id_col not in table.column_names or "embedding" not in table.column_names:
-        raise InputError(f"{path}: a vector table needs columns {id_col!r} and 'embedding'")
-    embedding = table.column("embedding").combine_chunks()
-    dim = int(meta.get("dim", "0"))
-    if not pa.types.is_fixed_size_list(embedding.type) or embedding.type.list_size != dim:
-        raise InputError(f"{path}: 'embedding' is not a list of {dim} floats as its metadata says")
-    if embedding.null_count:
-        raise InputError(f"{path}: 'embedding' has empty rows; rebuild the table")
-    flat = embedding.flatten().to_numpy(zero_copy_only=False)
-    vectors = np.array(flat, dtype=np.float32).reshape(-1, dim)  # a writable copy for torch
-    bad = ~np.isfinite(vectors).all(axis=1)
+    if len(vectors) != table.num_rows:
+        raise InputError(f"{path}: the vector table is damaged (column lengths differ); rebuild it")
+    bad = ~np.isfinite(vectors.sum(axis=1, dtype=np.float64))  # float64 cannot overflow here
     ids = np.asarray(table.column(id_col).to_pylist(), dtype=object)
     if bad.any():
         row = int(bad.argmax())
@@ -113,6 +137,25 @@ def read_vectors(path: str, kind: str | None = None) -> VectorTable:
         if name not in (id_col, "embedding")
     }
     return VectorTable(found, ids, vectors, meta, extra)
+
+
+def _read_embeddings(parquet: pq.ParquetFile, path: str, dim: int) -> np.ndarray:
+    """The `embedding` column as one writable float32 matrix, filled a row group at a time so
+    that the Arrow copy never holds more than one group."""
+    field = parquet.schema_arrow.field("embedding").type
+    if not pa.types.is_fixed_size_list(field) or field.list_size != dim:
+        raise InputError(f"{path}: 'embedding' is not a list of {dim} floats as its metadata says")
+    out = np.empty((parquet.metadata.num_rows, dim), dtype=np.float32)
+    row = 0
+    for group in range(parquet.num_row_groups):
+        column = parquet.read_row_group(group, columns=["embedding"]).column(0).combine_chunks()
+        if column.null_count:
+            raise InputError(f"{path}: 'embedding' has empty rows; rebuild the table")
+        out[row : row + len(column)] = (
+            column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+        )
+        row += len(column)
+    return out
 
 
 def read_meta(path: str) -> dict[str, str]:
@@ -160,3 +203,66 @@ def _fp(table: VectorTable, key: str) -> str:
     if key != "model_fingerprint":
         return ""
     return f", fingerprint {table.meta.get('model_fingerprint', '?')[:12]}"
+
+
+class StoredVectors:
+    """The vectors of an existing item table, looked up by text hash, one row group at a time.
+
+    This is how embed reuses last night's vectors for unchanged texts without holding the whole
+    table: only the `text_hash` column is read up front; embeddings are read from the row groups
+    that hold the hashes asked for (consecutive lookups usually hit the same group).
+    """
+
+    def __init__(self, path: str, meta: dict[str, str]):
+        self.path, self.meta = path, meta
+        self._file = pq.ParquetFile(path)
+        hashes = self._file.read(columns=["text_hash"]).column("text_hash").to_pandas()
+        unique = ~hashes.duplicated().to_numpy()
+        self._index = pd.Index(hashes[unique].to_numpy(dtype=object))
+        self._rows = np.flatnonzero(unique)
+        sizes = [
+            self._file.metadata.row_group(g).num_rows for g in range(self._file.num_row_groups)
+        ]
+        self._group_starts = np.concatenate([[0], np.cumsum(sizes)])
+        self._cached: tuple[int, np.ndarray] | None = None
+        self.dim = int(meta["dim"])
+
+    @classmethod
+    def open(cls, path: str) -> StoredVectors:
+        """Open an item vector table for lookups; fail if it is not one or has no text hashes."""
+        meta = read_meta(path)
+        if meta.get("kind") != "items":
+            raise InputError(f"{path}: holds {meta.get('kind')} vectors, not item vectors")
+        try:
+            names = pq.read_schema(path).names
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{path}: not a readable Parquet file ({_first(exc)})") from exc
+        if "text_hash" not in names:
+            raise InputError(f"{path}: has no text_hash column, so its rows can't be matched")
+        return cls(path, meta)
+
+    def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found mask, vectors of the found hashes in order) for an array of text hashes."""
+        positions = self._index.get_indexer(hashes)
+        found = positions >= 0
+        rows = self._rows[positions[found]]
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        groups = np.searchsorted(self._group_starts, rows, side="right") - 1
+        for group in np.unique(groups):
+            take = groups == group
+            out[take] = self._group(int(group))[rows[take] - self._group_starts[group]]
+        return found, out
+
+    def _group(self, group: int) -> np.ndarray:
+        if self._cached is None or self._cached[0] != group:
+            column = self._file.read_row_group(group, columns=["embedding"]).column(0)
+            flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
+            vectors = np.asarray(flat, dtype=np.float32).reshape(-1, self.dim)
+            if not np.isfinite(vectors).all():
+                raise InputError(f"{self.path}: has NaN or infinite values; rebuild it")
+            self._cached = (group, vectors)
+        return self._cached[1]
+
+
+def _first(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
