@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
-from llmrec.embed import embed_items, join_columns, render_template, template_fields
+from conftest import run_cli
+from llmrec.embed import (
+    embed_items,
+    embed_to_file,
+    join_columns,
+    read_item_texts,
+    render_template,
+    template_fields,
+)
 from llmrec.encoder import Encoder
 from llmrec.errors import InputError
 from llmrec.vectors import read_vectors, write_vectors
@@ -101,3 +110,111 @@ def test_every_input_format_gives_the_same_vectors(bert, tmp_path, sample_items,
     table, _ = embed_items(str(path), bert)
     assert table.ids.tolist() == reference.ids.tolist()
     np.testing.assert_allclose(table.vectors, reference.vectors, atol=1e-6)
+
+
+# ------------------------------------------------------------------ incremental and resumable
+
+
+def embed_file(items, out, *args):
+    """Run `llmrec embed` (tiny BERT passed by the caller in args) and return its summary line."""
+    result = run_cli("embed", items, "-o", out, *args)
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stderr.decode().strip().splitlines()[-1]
+
+
+def assert_same_rows(path_a, path_b, atol=1e-6):
+    a, b = read_vectors(str(path_a), "items"), read_vectors(str(path_b), "items")
+    assert a.ids.tolist() == b.ids.tolist()
+    assert a.extra["text_hash"].tolist() == b.extra["text_hash"].tolist()
+    np.testing.assert_allclose(a.vectors, b.vectors, atol=atol)
+
+
+def test_re_embedding_encodes_only_new_and_changed_texts(tiny_bert, sample_items, tmp_path):
+    model = ("--model", str(tiny_bert))
+    out = tmp_path / "items.parquet"
+    embed_file(sample_items, out, *model)
+    frame = pd.read_csv(sample_items, dtype=str)
+    frame.loc[[3, 10], "title"] = ["Brand new title", "Another new title"]  # 2 changed
+    frame = frame.drop(index=[20, 21])  # 2 deleted
+    frame.loc[len(frame) + 100] = ["P999", "A new item", "never seen", *frame.iloc[0, 3:]]
+    changed = write_items(tmp_path / "changed.csv", frame.values.tolist(), frame.columns)
+
+    line = embed_file(changed, out, *model)
+    assert "3 encoded, 56 reused from" in line, line
+    embed_file(changed, tmp_path / "fresh.parquet", *model, "--no-reuse")
+    assert_same_rows(out, tmp_path / "fresh.parquet")
+    assert "P999" in read_vectors(str(out)).ids and "P021" not in read_vectors(str(out)).ids
+
+
+def test_reuse_needs_the_same_model_and_settings(tiny_bert, tiny_gpt2, sample_items, tmp_path):
+    out = tmp_path / "items.parquet"
+    embed_file(sample_items, out, "--model", str(tiny_bert))
+    # the output itself is passed over with a note when the settings differ
+    line = embed_file(sample_items, out, "--model", str(tiny_bert), "--pooling", "cls")
+    assert "60 encoded" in line and "other settings (pooling mean ≠ cls)" in line
+    # an explicit --reuse table must match: one line, exit 2, nothing written
+    result = run_cli(
+        "embed", sample_items, "--model", str(tiny_gpt2), "--reuse", out, "-o", tmp_path / "g.pq"
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode().count("\n") == 1 and "model_fingerprint" in result.stderr.decode()
+    assert not (tmp_path / "g.pq").exists()
+
+
+def test_texts_repeated_across_chunks_are_encoded_once(bert, tmp_path):
+    rows = [(f"i{n:03d}", f"text {n % 7}", "same") for n in range(50)]
+    items = read_item_texts(write_items(tmp_path / "items.csv", rows))
+    counted = []
+    run = embed_to_file(
+        items, str(tmp_path / "out.parquet"), bert, chunk_rows=8, on_batch=counted.append
+    )
+    assert run.encoded == 7 == sum(counted) and run.unique_texts == 7
+    table = read_vectors(str(tmp_path / "out.parquet"))
+    reference = bert.encode([f"text {n % 7}. same" for n in range(50)])
+    np.testing.assert_allclose(table.vectors, reference, atol=1e-6)
+    assert pq.ParquetFile(tmp_path / "out.parquet").num_row_groups == 7  # one per chunk
+
+
+def test_an_interrupted_run_resumes_from_its_finished_chunks(bert, sample_items, tmp_path):
+    items = read_item_texts(str(sample_items))
+    out = tmp_path / "items.parquet"
+    done = []
+
+    def stop_in_third_chunk(n):
+        done.append(n)
+        if sum(done) > 25:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        embed_to_file(
+            items, str(out), bert, chunk_rows=10, batch_size=5, on_batch=stop_in_third_chunk
+        )
+    assert not out.exists()
+    kept = sorted(p.name for p in (tmp_path / ".items.parquet.chunks").glob("chunk-*"))
+    assert kept == ["chunk-000000.npy", "chunk-000001.npy"]
+
+    run = embed_to_file(items, str(out), bert, chunk_rows=10, batch_size=5)
+    assert run.resumed_chunks == 2 and run.encoded == 40
+    assert not (tmp_path / ".items.parquet.chunks").exists()  # removed once the output is whole
+    embed_to_file(items, str(tmp_path / "whole.parquet"), bert, chunk_rows=10, batch_size=5)
+    assert_same_rows(out, tmp_path / "whole.parquet", atol=0)
+
+
+def test_chunks_of_another_input_are_not_resumed(bert, sample_items, tmp_path):
+    out = tmp_path / "items.parquet"
+    chunks = tmp_path / ".items.parquet.chunks"
+    chunks.mkdir()
+    (chunks / "key").write_text("from another run")
+    np.save(chunks / "chunk-000000.npy", np.zeros((10, bert.dim), np.float32))
+    run = embed_to_file(read_item_texts(str(sample_items)), str(out), bert, chunk_rows=10)
+    assert run.resumed_chunks == 0 and run.encoded == 60
+    assert np.abs(read_vectors(str(out)).vectors[:10]).sum() > 0
+
+
+def test_bfloat16_vectors_are_close_to_float32_with_the_bundled_model(sample_items, tmp_path):
+    full = embed_file(sample_items, tmp_path / "f32.parquet")
+    half = embed_file(sample_items, tmp_path / "bf16.parquet", "--dtype", "bfloat16")
+    assert "float32 on" in full and "bfloat16 on" in half
+    a, b = read_vectors(str(tmp_path / "f32.parquet")), read_vectors(str(tmp_path / "bf16.parquet"))
+    assert b.meta["dtype"] == "bfloat16" and a.meta["dtype"] == "float32"
+    assert (a.vectors * b.vectors).sum(axis=1).min() >= 0.999

@@ -235,6 +235,13 @@ def embed(
     no_reuse: Annotated[
         bool, typer.Option("--no-reuse", help="Encode every text, ignoring a previous OUTPUT.")
     ] = False,
+    chunk_rows: Annotated[
+        int | None,
+        typer.Option(
+            help="Items encoded and written at a time (one Parquet row group); memory follows "
+            "it, and a killed run resumes from the last finished chunk [default: 4096]."
+        ),
+    ] = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -243,7 +250,7 @@ def embed(
     Re-running into the same OUTPUT encodes only new or changed texts; a killed run restarts
     from its finished chunks.
     """
-    from .embed import embed_to_file, read_item_texts
+    from .embed import CHUNK_ROWS, embed_to_file, read_item_texts
     from .encoder import DEVICES, DTYPES, Encoder
 
     _check_choice("--device", device, DEVICES)
@@ -270,6 +277,7 @@ def embed(
             encoder,
             reuse=reuse,
             reuse_output=not no_reuse,
+            chunk_rows=CHUNK_ROWS if chunk_rows is None else chunk_rows,
             batch_size=batch_size,
             normalize=normalize,
             on_start=lambda n: bar.update(task, total=n),
