@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import run_cli
@@ -63,3 +64,47 @@ def test_killed_embed_rank_and_evaluate_never_leave_a_partial_output(
         assert run_cli(*args).returncode == 0  # the next run cleans up and succeeds
         leftovers = [p.name for p in tmp_path.glob(f".{output.name}.*.tmp")]
         assert leftovers == []
+
+
+@pytest.mark.slow
+def test_embed_killed_again_and_again_resumes_to_the_same_rows(tmp_path, tiny_bert, sample_items):
+    import pandas as pd
+
+    from llmrec.vectors import read_vectors
+
+    base = pd.read_csv(sample_items, dtype=str)
+    items = tmp_path / "items.csv"  # 600 items, encoded one at a time: a few seconds of work
+    pd.concat(
+        [
+            base.assign(item_id=base.item_id + f"-{n}", title=base.title + f" v{n}")
+            for n in range(10)
+        ]
+    ).to_csv(items, index=False)
+
+    def embed(output: Path) -> list[str]:
+        return ["embed", str(items), "--model", str(tiny_bert), "-o", str(output),
+                "--chunk-rows", "25", "--batch-size", "1"]  # fmt: skip
+
+    reference = tmp_path / "reference.parquet"
+    started = time.perf_counter()
+    assert run_cli(*embed(reference)).returncode == 0
+    duration = time.perf_counter() - started
+
+    output, rng = tmp_path / "out.parquet", random.Random(7)
+    for _ in range(4):  # each killed run resumes from the chunks of the ones before
+        process = subprocess.Popen([EXE, *embed(output)], stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5 * duration, 0.95 * duration))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if output.exists():  # a run outran its kill: start over from nothing
+            output.unlink()
+    kept = len(list((tmp_path / ".out.parquet.chunks").glob("chunk-*.npy")))
+    finished = run_cli(*embed(output))
+    assert finished.returncode == 0
+    assert 0 < kept < 24 and f"{kept} finished chunks resumed" in finished.stderr.decode()
+    a, b = read_vectors(str(output)), read_vectors(str(reference))
+    assert a.ids.tolist() == b.ids.tolist()
+    assert a.extra["text_hash"].tolist() == b.extra["text_hash"].tolist()
+    np.testing.assert_array_equal(a.vectors, b.vectors)  # same chunks, same batches: same bits
+    assert not (tmp_path / ".out.parquet.chunks").exists()
+    assert [p.name for p in tmp_path.glob(".*.tmp")] == []
