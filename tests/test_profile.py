@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from llmrec.errors import InputError
 from llmrec.profile import Weighting, build_profiles, map_history, parse_half_life, profile_users
@@ -192,3 +194,150 @@ def test_weighted_strategy_through_the_cli(tmp_path):
     users = read_vectors(str(tmp_path / "u.parquet"), "users")
     assert users.meta["strategy"] == "weighted" and users.meta["weight_mode"] == "auto"
     np.testing.assert_allclose(users.vectors[0], np.array([1, -1, 0]) / np.sqrt(2), atol=1e-6)
+
+
+# ----------------------------------------------------------------- large-history reading path
+
+
+def history_file(tmp_path, suffix: str, rows: list[tuple], columns=("who", "what", "when")) -> str:
+    path = tmp_path / f"h{suffix}"
+    frame = pd.DataFrame(rows, columns=list(columns))
+    if suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+    return str(path)
+
+
+MIXED_ROWS = [
+    ("u2", "i1", "2024-01-03", 4),
+    ("u1", "i0", "2024-01-01", 5),
+    ("u2", "zz", "2024-01-02", 1),  # not in the item table
+    ("u1", "i2", "2024-01-01", 3),  # same time as row 2: file order breaks the tie
+    ("u 1", "i3", "2024-01-05", 2),  # a different id from u1
+    ("u3", "yy", "2024-01-04", 5),  # u3 has no known item
+    ("u2", "i3", "2024-01-03", 1),
+]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_encoded_reading_gives_what_read_interactions_gives(tmp_path, monkeypatch, suffix):
+    from llmrec import tables
+    from llmrec.tables import read_encoded_interactions, read_interactions
+
+    monkeypatch.setattr(tables, "BATCH_ROWS", 2)  # several blocks, ids recurring across them
+    path = history_file(tmp_path, suffix, MIXED_ROWS, ("who", "what", "when", "rating"))
+    options = dict(user_col="who", item_col="what", time_col="when", extra=["rating"])
+    encoded = read_encoded_interactions(path, **options)
+    frame = read_interactions(path, **options)
+    assert encoded.users[encoded.user_codes].tolist() == frame["user_id"].tolist()
+    assert encoded.items[encoded.item_codes].tolist() == frame["item_id"].tolist()
+    np.testing.assert_array_equal(encoded.order, frame["order"].to_numpy())
+    assert encoded.extra["rating"].tolist() == frame["rating"].tolist()
+    assert len(encoded.users) == 4 and encoded.user_codes.dtype == np.int32
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+@pytest.mark.parametrize("weighting", [Weighting(), Weighting("decay", half_life=2)])
+def test_profiles_from_a_file_equal_profiles_from_a_frame(tmp_path, monkeypatch, suffix, weighting):
+    from llmrec import profile, tables
+
+    monkeypatch.setattr(tables, "BATCH_ROWS", 3)
+    monkeypatch.setattr(profile, "BLOCK_VALUES", 2 * ITEM_VECTORS.shape[1])  # 2 users a block
+    rows = [(f"u{k % 5}", f"i{k % 4}" if k % 7 else "zz", k // 3) for k in range(40)]
+    path = history_file(tmp_path, suffix, rows)
+    users, mapped = profile_users(
+        path, items(), user_col="who", item_col="what", time_col="when", weighting=weighting
+    )
+    expected = map_history(history(rows), items().ids)
+    for name in ("user_ids", "user_index", "item_index", "age"):
+        np.testing.assert_array_equal(getattr(mapped, name), getattr(expected, name))
+    assert (mapped.unknown_events, mapped.unknown_items) == (6, 1)
+    reference = build_profiles(expected, items(), weighting)
+    np.testing.assert_array_equal(users.ids, reference.ids)
+    np.testing.assert_allclose(users.vectors, reference.vectors, atol=1e-6)
+    assert users.extra["n_history"].tolist() == reference.extra["n_history"].tolist()
+
+
+def test_ties_in_time_keep_file_order():
+    rows = [("u", "i0", 1), ("u", "i1", 1), ("u", "i2", 1)]
+    mapped = map_history(history(rows), items().ids)
+    assert mapped.item_index.tolist() == [0, 1, 2] and mapped.age.tolist() == [2, 1, 0]
+    users = build_profiles(mapped, items(), Weighting("last", last_n=1))
+    np.testing.assert_allclose(users.vectors[0], [0, 0, 1], atol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_empty_id_in_a_later_block_names_its_row(tmp_path, monkeypatch, suffix):
+    from llmrec import tables
+    from llmrec.tables import read_encoded_interactions, read_interactions
+
+    monkeypatch.setattr(tables, "BATCH_ROWS", 2)
+    rows = [("u1", "i0", 1), ("u2", "i1", 2), ("u1", "i2", 3), ("u3", "i1", 4), ("  ", "i0", 5)]
+    path = history_file(tmp_path, suffix, rows)
+    options = dict(user_col="who", item_col="what", time_col="when")
+    with pytest.raises(InputError, match="row 5 has an empty 'who'") as encoded:
+        read_encoded_interactions(path, **options)
+    with pytest.raises(InputError) as framed:
+        read_interactions(path, **options)
+    assert str(encoded.value) == str(framed.value)
+    rows[1] = ("u2", None, 2)  # an earlier block, but users are checked first
+    path = history_file(tmp_path, suffix, rows)
+    with pytest.raises(InputError, match="row 5 has an empty 'who'"):
+        read_encoded_interactions(path, **options)
+    rows[4] = ("u4", "i0", 5)
+    path = history_file(tmp_path, suffix, rows)
+    with pytest.raises(InputError, match="row 2 has an empty 'what'"):
+        read_encoded_interactions(path, **options)
+
+
+def test_missing_columns_are_named_as_read_interactions_names_them(tmp_path):
+    from llmrec.tables import read_encoded_interactions, read_interactions
+
+    path = history_file(tmp_path, ".parquet", [("u", "i0", 1)])
+    for options in (dict(user_col="user"), dict(user_col="who", item_col="what", time_col="t")):
+        with pytest.raises(InputError) as encoded:
+            read_encoded_interactions(path, **{"item_col": "what", **options})
+        with pytest.raises(InputError) as framed:
+            read_interactions(path, **{"item_col": "what", **options})
+        assert str(encoded.value) == str(framed.value)
+
+
+def test_times_are_kept_only_for_a_time_half_life(tmp_path):
+    day = 86400
+    rows = [("u", "i0", 0), ("u", "i1", 10 * day), ("u", "i2", 20 * day)]
+    path = history_file(tmp_path, ".csv", rows)
+    options = dict(user_col="who", item_col="what", time_col="when")
+    _, mapped = profile_users(path, items(), **options)
+    assert mapped.time is None
+    with pytest.raises(ValueError, match="without its event times"):
+        mapped.seconds_old()
+    weighting = Weighting("decay", half_life="10d")
+    users, mapped = profile_users(path, items(), weighting=weighting, **options)
+    np.testing.assert_allclose(weighting.weights(mapped), [0.25, 0.5, 1.0])
+    expected = np.array([0.25, 0.5, 1.0]) @ ITEM_VECTORS[:3]
+    np.testing.assert_allclose(users.vectors[0], expected / np.linalg.norm(expected), atol=1e-6)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.sampled_from(["user_id", "item_id", "timestamp", ",", "\n", '"', "a", "b", "1", " "]),
+        max_size=40,
+    )
+)
+def test_any_csv_reads_encoded_as_read_interactions_reads_it(tmp_path, pieces):
+    from llmrec.tables import read_encoded_interactions, read_interactions
+
+    path = tmp_path / "h.csv"
+    path.write_text("".join(pieces))
+    try:
+        encoded = read_encoded_interactions(str(path))
+    except InputError:
+        return  # (read_interactions may still read it: it also parses the columns not needed)
+    frame = read_interactions(str(path))
+    assert encoded.users[encoded.user_codes].tolist() == frame["user_id"].tolist()
+    assert encoded.items[encoded.item_codes].tolist() == frame["item_id"].tolist()
+    np.testing.assert_array_equal(encoded.order, frame["order"].to_numpy())

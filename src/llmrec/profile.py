@@ -1,50 +1,82 @@
 """Histories → user vectors: a weighted mean of the vectors of the items each user interacted with.
 
-Everything is computed for all users at once: events are sorted by (user, time), each event's
-age (0 = most recent) comes from per-user offsets, and the weighted sums are one sparse
-(users × items) @ (items × dim) product.
+Everything is computed for all users at once: ids are dictionary-encoded (an int32 code per
+row), events are sorted by (user, time), each event's age (0 = most recent) comes from per-user
+offsets, and the weighted sums are one sparse CSR (users × items) @ (items × dim) product,
+taken a block of users at a time so that no temporary is as large as the output.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from . import __version__
 from .errors import InputError
-from .tables import read_interactions
+from .tables import EncodedInteractions, read_encoded_interactions, read_interactions
 from .vectors import VectorTable
 
 STRATEGIES = ("mean", "decay", "last", "weighted")
 WEIGHT_MODES = ("auto", "centered", "log", "raw")
 _TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+BLOCK_VALUES = 1 << 22  # user rows × dim pooled per block: 16 MB of float32 temporaries
 
 
 @dataclass
 class History:
-    """Interactions mapped onto an item table, sorted by user then time (oldest first)."""
+    """Interactions mapped onto an item table, sorted by user then time (oldest first).
+
+    The events come in one block per user, so the per-user `counts` say all that a per-event
+    user index or age would; those two are derived on first use (12 bytes an event, not held
+    by the strategies that need neither).
+    """
 
     user_ids: np.ndarray  # distinct users with at least one known item, sorted
-    user_index: np.ndarray  # per event, into user_ids
-    item_index: np.ndarray  # per event, into the item table
-    age: np.ndarray  # per event: 0 = the user's most recent known event
+    counts: np.ndarray  # per user: how many of the events are theirs (each ≥ 1), int64
+    item_index: np.ndarray  # per event, into the item table (int32)
     unknown_events: int  # events whose item is not in the item table
     unknown_items: int  # distinct such items
     users_without_known: int  # users all of whose events are unknown
-    time: np.ndarray | None = None  # per event: its order key (unix seconds for dates)
+    time: np.ndarray | None = None  # per event: its order key (unix seconds for dates), if kept
     weight: np.ndarray | None = None  # per event: the raw weight column, if one was read
 
     @property
     def n_users(self) -> int:
         return len(self.user_ids)
 
+    @property
+    def starts(self) -> np.ndarray:
+        """Per user: the position of their first event."""
+        return np.cumsum(self.counts) - self.counts
+
+    @cached_property
+    def user_index(self) -> np.ndarray:
+        """Per event: its user, an index into user_ids (int64)."""
+        return np.repeat(np.arange(self.n_users, dtype=np.int64), self.counts)
+
+    @cached_property
+    def age(self) -> np.ndarray:
+        """Per event: how many of its user's events come after it (0 = the most recent)."""
+        return _ages(self.counts)
+
+    def user_sums(self, values: np.ndarray) -> np.ndarray:
+        """Per user: the float64 sum of `values` (one per event) over their events."""
+        if self.n_users == 0:
+            return np.zeros(0)
+        return np.add.reduceat(values, self.starts, dtype=np.float64)
+
     def seconds_old(self) -> np.ndarray:
         """Per event: time since the user's most recent event, in the time column's unit."""
-        latest = np.full(self.n_users, -np.inf)
-        np.maximum.at(latest, self.user_index, self.time)
-        return latest[self.user_index] - self.time
+        if self.time is None:
+            raise ValueError("this History was mapped without its event times (keep_time=False)")
+        if self.n_users == 0:
+            return np.zeros(0)
+        latest = np.maximum.reduceat(self.time, self.starts)
+        return np.repeat(latest, self.counts) - self.time
 
     def event_rows(self, users: np.ndarray) -> np.ndarray:
         """Per event: the row of its user in `users` (−1 where the user is not listed)."""
@@ -52,7 +84,7 @@ class History:
         row_of_user = np.full(self.n_users, -1, dtype=np.int64)
         known = position >= 0
         row_of_user[position[known]] = np.flatnonzero(known)
-        return row_of_user[self.user_index]
+        return np.repeat(row_of_user, self.counts)
 
     def seen(self, users: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
         """CSR (indptr, indices) of the items each of `users` (in that order) has seen."""
@@ -69,34 +101,65 @@ def map_history(
     interactions: pd.DataFrame, item_ids: np.ndarray, weight_col: str | None = None
 ) -> History:
     """Attach item-table rows to interactions (`user_id`, `item_id`, `order` columns)."""
-    item_index = pd.Index(item_ids).get_indexer(interactions["item_id"].to_numpy(dtype=object))
+    extra = [weight_col] if weight_col else []
+    return map_encoded(EncodedInteractions.from_frame(interactions, extra), item_ids, weight_col)
+
+
+def map_encoded(
+    events: EncodedInteractions,
+    item_ids: np.ndarray,
+    weight_col: str | None = None,
+    *,
+    keep_time: bool = True,
+) -> History:
+    """Attach item-table rows to encoded interactions; sort by user, then time, then file order.
+
+    Events whose item is not in the table are sorted behind every user and cut off, so no
+    per-event array is ever copied just to leave them out. `keep_time=False` leaves out the
+    per-event times, which only a half-life in time units needs (8 bytes an event).
+    """
+    item_of_code = pd.Index(item_ids).get_indexer(events.items).astype(np.int32)
+    item_index = item_of_code[events.item_codes]  # −1: not in the item table
     known = item_index >= 0
-    all_users = interactions["user_id"].nunique()
-    unknown = interactions.loc[~known, "item_id"]
-    events = interactions.loc[known]
-    item_index = item_index[known]
-    user_codes, user_ids = pd.factorize(events["user_id"].to_numpy(dtype=object), sort=True)
-    times = events["order"].to_numpy(dtype=np.float64)
-    order = np.lexsort((np.arange(len(events)), times, user_codes))
-    user_codes, item_index = user_codes[order], item_index[order]
-    counts = np.bincount(user_codes, minlength=len(user_ids))
-    ends = np.cumsum(counts)
-    age = ends[user_codes] - 1 - np.arange(len(user_codes))
+    rank, user_ids = _user_ranks(events.user_codes[known], events.users)
+    user_key = rank[events.user_codes]
+    user_key[~known] = len(user_ids)  # unknown events sort last
+    n_known = int(np.count_nonzero(known))
+    order = np.lexsort((events.order, user_key))[:n_known]  # stable: ties keep file order
+    counts = np.bincount(user_key, minlength=len(user_ids) + 1)[: len(user_ids)]
+    del user_key, known
+    item_index = item_index[order]
     weight = None
     if weight_col:
-        values = pd.to_numeric(events[weight_col], errors="coerce")
+        values = pd.to_numeric(events.extra[weight_col], errors="coerce")
         weight = values.to_numpy(dtype=np.float64, na_value=np.nan)[order]
     return History(
-        user_ids=np.asarray(user_ids, dtype=object),
-        user_index=user_codes.astype(np.int64),
-        item_index=item_index.astype(np.int64),
-        age=age.astype(np.int64),
-        unknown_events=int(len(unknown)),
-        unknown_items=int(unknown.nunique()),
-        users_without_known=int(all_users - len(user_ids)),
-        time=times[order],
+        user_ids=user_ids,
+        counts=counts.astype(np.int64, copy=False),
+        item_index=item_index,
+        unknown_events=len(events) - n_known,
+        unknown_items=int(np.count_nonzero((item_of_code < 0) & pd.notna(events.items))),
+        users_without_known=len(events.users) - len(user_ids),
+        time=events.order[order] if keep_time else None,
         weight=weight,
     )
+
+
+def _user_ranks(user_codes: np.ndarray, names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(per user code: its rank by id among the users in `user_codes`, else −1; their ids)."""
+    present = np.flatnonzero(np.bincount(user_codes, minlength=len(names)))
+    present = present[np.argsort(names[present], kind="stable")]
+    rank = np.full(len(names), -1, dtype=np.int32 if len(names) < 2**31 - 1 else np.int64)
+    rank[present] = np.arange(len(present))
+    return rank, np.asarray(names[present], dtype=object)
+
+
+def _ages(counts: np.ndarray) -> np.ndarray:
+    """Per event of user-sorted blocks of `counts` events: events after it in its block."""
+    dtype = np.int32 if counts.sum() < 2**31 else np.int64
+    age = np.repeat((np.cumsum(counts) - 1).astype(dtype), counts)
+    age -= np.arange(len(age), dtype=dtype)
+    return age
 
 
 def parse_half_life(value: str | float | None) -> tuple[float, str] | None:
@@ -136,6 +199,12 @@ class Weighting:
     weight_col: str | None = None
     weight_mode: str = "auto"
 
+    @property
+    def needs_time(self) -> bool:
+        """Whether the weights depend on event times (a half-life such as 30d)."""
+        decay = parse_half_life(self.half_life)
+        return decay is not None and decay[1] == "seconds"
+
     def check(self) -> None:
         """Reject inconsistent options before any file is read."""
         if self.strategy not in STRATEGIES:
@@ -159,7 +228,7 @@ class Weighting:
     def weights(self, history: History) -> np.ndarray:
         """Per-event weights (float32); 0 leaves an event out."""
         self.check()
-        weights = np.ones(len(history.age), dtype=np.float64)
+        weights = np.ones(len(history.item_index), dtype=np.float64)
         if self.strategy == "last":
             weights *= history.age < self.last_n
         if self.strategy == "weighted":
@@ -187,9 +256,8 @@ class Weighting:
                 else "log"
             )
         if mode == "centered":
-            sums = np.bincount(history.user_index, weights=values, minlength=history.n_users)
-            counts = np.bincount(history.user_index, minlength=history.n_users)
-            return values - (sums / np.maximum(counts, 1))[history.user_index]
+            means = history.user_sums(values) / history.counts
+            return values - np.repeat(means, history.counts)
         if mode == "log":
             return np.log1p(np.maximum(values, 0))
         return values
@@ -217,8 +285,6 @@ def build_profiles(
     Negative weights (disliked items) push a profile away from those items. Users all of whose
     events weigh 0 are left out.
     """
-    import torch
-
     weighting = weighting or Weighting()
     if history.n_users == 0:
         raise InputError(
@@ -226,22 +292,14 @@ def build_profiles(
             "and the items use the same ids"
         )
     weights = weighting.weights(history)
-    used = weights != 0
-    users, cols, weights = history.user_index[used], history.item_index[used], weights[used]
-    matrix = torch.sparse_coo_tensor(
-        torch.from_numpy(np.stack([users, cols])),
-        torch.from_numpy(weights),
-        size=(history.n_users, len(items)),
-        check_invariants=False,
-    )
-    sums = torch.sparse.mm(matrix, torch.from_numpy(items.vectors)).numpy()
-    totals = np.bincount(users, weights=np.abs(weights), minlength=history.n_users)
-    counts = np.bincount(users, minlength=history.n_users)
+    totals = history.user_sums(np.abs(weights))
+    rows = user_rows(history, weights)
+    del weights
+    counts = np.diff(rows[0])
     keep = totals > 0
-    vectors = (sums[keep] / totals[keep, None]).astype(np.float32)
-    if normalize:
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = vectors / np.maximum(norms, 1e-12)
+    vectors = pooled_vectors(rows, items.vectors, totals, normalize=normalize)
+    if not keep.all():
+        vectors = vectors[keep]
     meta = {
         key: items.meta[key]
         for key in ("model", "model_fingerprint", "pooling")
@@ -251,6 +309,59 @@ def build_profiles(
     return VectorTable(
         "users", history.user_ids[keep], vectors, meta, {"n_history": counts[keep].astype(np.int32)}
     )
+
+
+def pooled_vectors(
+    rows: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    item_vectors: np.ndarray,
+    totals: np.ndarray,
+    *,
+    normalize: bool = True,
+) -> np.ndarray:
+    """Per CSR row (user): Σ w·item_vector / total (float32), unit length if `normalize`.
+
+    The product is taken a block of users at a time, straight into the output, so that the
+    only temporaries are a block's worth; rows whose total is 0 come out as zeros. Weights
+    (CSR values) of None mean 1 each.
+    """
+    indptr, columns, values = rows
+    n_users = len(indptr) - 1
+    dense = np.ascontiguousarray(item_vectors, dtype=np.float32)
+    out = np.empty((n_users, dense.shape[1]), dtype=np.float32)
+    scale = np.where(totals > 0, totals, 1.0)
+    step = max(1, BLOCK_VALUES // max(1, dense.shape[1]))
+    for start in range(0, n_users, step):
+        stop = min(start + step, n_users)
+        first, last = indptr[start], indptr[stop]
+        weights = np.ones(last - first, np.float32) if values is None else values[first:last]
+        block = sp.csr_matrix(
+            (weights, columns[first:last], indptr[start : stop + 1] - first),
+            shape=(stop - start, len(dense)),
+        )
+        sums = block @ dense
+        sums /= scale[start:stop, None]  # computed in float64, stored as float32
+        if normalize:
+            sums /= np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
+        out[start:stop] = sums
+    return out
+
+
+def user_rows(
+    history: History, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """CSR (indptr, item columns, weights) of each user's events with a non-zero weight.
+
+    Weights that are all 1 (mean, last) come back as None: 4 bytes an event not held.
+    """
+    used = weights != 0
+    counts, columns, values = history.counts, history.item_index, weights
+    if not used.all():
+        counts = np.add.reduceat(used, history.starts, dtype=np.int64)
+        columns, values = columns[used], values[used]
+    indptr = np.zeros(history.n_users + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    unit = bool(np.all(values == 1))
+    return indptr, columns, None if unit else values.astype(np.float32, copy=False)
 
 
 def profile_users(
@@ -266,13 +377,15 @@ def profile_users(
     weighting = weighting or Weighting()
     weighting.check()  # reject bad options before reading
     extra = [weighting.weight_col] if weighting.weight_col else []
-    interactions = read_interactions(
+    events = read_encoded_interactions(
         history_path, user_col=user_col, item_col=item_col, time_col=time_col, extra=extra
     )
-    history = map_history(interactions, items.ids, weighting.weight_col)
+    rows = len(events)
+    history = map_encoded(events, items.ids, weighting.weight_col, keep_time=weighting.needs_time)
+    del events  # the encoded rows are no longer needed: free them before the product
     if history.n_users == 0:
         raise InputError(
-            f"{history_path}: none of its {len(interactions):,} rows names an item "
+            f"{history_path}: none of its {rows:,} rows names an item "
             "of the item table; check --item-col and that both use the same ids"
         )
     return build_profiles(history, items, weighting), history

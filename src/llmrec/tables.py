@@ -10,15 +10,18 @@ from __future__ import annotations
 import contextlib
 import glob
 import io
+import itertools
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
@@ -27,6 +30,7 @@ from .errors import InputError
 
 STDIO = "-"
 ALL = "*"  # strings=ALL reads every CSV column as text, so values are copied unchanged
+BATCH_ROWS = 1 << 20  # rows per block where a table is read or encoded in blocks
 _COMPRESSIONS = {".gz": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 _FORMATS = {
     ".csv": "csv",
@@ -79,6 +83,49 @@ def read_arrow(
     """
     strings = ALL if strings == ALL else list(dict.fromkeys([*required, *strings]))
     table, names = _read_arrow(path, strings, what, select)
+    _check_columns(path, names, table.schema, required, hint)
+    if table.num_rows == 0:
+        raise InputError(f"{_label(path)}: no rows (only a header?); the {what} must have rows")
+    return _cast_to_string(path, table, names if strings == ALL else strings)
+
+
+def iter_arrow(
+    path: str,
+    *,
+    required: Iterable[str] = (),
+    what: str = "table",
+    hint: str = "",
+    select: Callable[[list[str]], list[str]] | None = None,
+) -> Iterator[pa.Table]:
+    """read_arrow (with `required` columns as text) in blocks of rows, so that a large file is
+    never whole in memory: Parquet files BATCH_ROWS at a time; other inputs in one block (CSV
+    types are inferred from the whole file, so it cannot be read in blocks)."""
+    if path == STDIO or table_format(path)[0] != "parquet":
+        yield read_arrow(path, required=required, what=what, hint=hint, select=select)
+        return
+    _check_file(path, what)
+    try:
+        parquet = pq.ParquetFile(path, pre_buffer=False)
+        names = parquet.schema_arrow.names
+        wanted = names
+        if select and len(set(names)) == len(names):
+            wanted = [n for n in select(names) if n in names]
+        fields = [field for field in parquet.schema_arrow if field.name in wanted]
+        _check_columns(path, names, pa.schema(fields), required, hint)
+        if parquet.metadata.num_rows == 0:
+            raise InputError(f"{path}: no rows (only a header?); the {what} must have rows")
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
+            yield _cast_to_string(path, pa.Table.from_batches([batch]), required)
+    except InputError:
+        raise
+    except (pa.ArrowException, OSError, EOFError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read as PARQUET: {_first_line(exc)}") from exc
+
+
+def _check_columns(
+    path: str, names: list[str], schema: pa.Schema, required: Iterable[str], hint: str
+) -> None:
+    """Fail on duplicate column names, a missing `required` column or a non-UTF-8 column."""
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise InputError(
@@ -92,15 +139,12 @@ def read_arrow(
                 f"{_label(path)}: no column {col!r} (columns: {listed})"
                 + (f"; {hint}" if hint else "")
             )
-    for field in table.schema:
+    for field in schema:
         if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
             raise InputError(
                 f"{_label(path)}: column {field.name!r} is not valid UTF-8 text; "
                 "save the file as UTF-8"
             )
-    if table.num_rows == 0:
-        raise InputError(f"{_label(path)}: no rows (only a header?); the {what} must have rows")
-    return _cast_to_string(path, table, names if strings == ALL else strings)
 
 
 def require_values(frame: pd.DataFrame, column: str, path: str) -> None:
@@ -129,9 +173,7 @@ def _read_arrow(
 ) -> tuple[pa.Table, list[str]]:
     """Read the file and all its column names; any parse or decoding failure is an InputError."""
     fmt, compression = table_format(path)
-    if path != STDIO and not os.path.isfile(path):
-        kind = "is a folder, not a file" if os.path.isdir(path) else "not found"
-        raise InputError(f"{path}: {what} file {kind}")
+    _check_file(path, what)
     try:
         if fmt == "parquet":
             table = pq.read_table(sys.stdin.buffer if path == STDIO else path)
@@ -149,6 +191,12 @@ def _read_arrow(
         raise InputError(
             f"{_label(path)}: cannot read as {fmt.upper()}: {_first_line(exc)}"
         ) from exc
+
+
+def _check_file(path: str, what: str) -> None:
+    if path != STDIO and not os.path.isfile(path):
+        kind = "is a folder, not a file" if os.path.isdir(path) else "not found"
+        raise InputError(f"{path}: {what} file {kind}")
 
 
 def _read_csv(
@@ -320,12 +368,7 @@ def read_interactions(
         what=what,
         hint="name it with --user-col / --item-col",
     )
-    if time_col and time_col not in frame.columns:
-        raise InputError(
-            f"{_label(path)}: no column {time_col!r} (columns: "
-            f"{', '.join(frame.columns)}); fix --time-col"
-        )
-    time_col = time_col or ("timestamp" if "timestamp" in frame.columns else None)
+    time_col = _time_column(path, list(frame.columns), time_col)
     require_values(frame, user_col, path)
     require_values(frame, item_col, path)
     out = pd.DataFrame({"user_id": frame[user_col], "item_id": frame[item_col]})
@@ -337,6 +380,176 @@ def read_interactions(
     for name in extra:
         out[name] = frame[name]
     return out
+
+
+def _time_column(path: str, names: list[str], time_col: str | None) -> str | None:
+    """The column giving the order: `time_col` (which must exist), else `timestamp` if present."""
+    if time_col and time_col not in names:
+        raise InputError(
+            f"{_label(path)}: no column {time_col!r} (columns: {', '.join(names)}); fix --time-col"
+        )
+    return time_col or ("timestamp" if "timestamp" in names else None)
+
+
+@dataclass
+class EncodedInteractions:
+    """Interactions with dictionary-encoded ids: per row an int32 code into the distinct ids.
+
+    Ten million rows then cost two int32 arrays and each distinct id once, instead of two
+    columns of ten million Python strings.
+    """
+
+    user_codes: np.ndarray  # int32 per row, into `users`
+    users: np.ndarray  # distinct user ids (object array of str)
+    item_codes: np.ndarray  # int32 per row, into `items`
+    items: np.ndarray  # distinct item ids (object array of str)
+    order: np.ndarray  # float64 per row: the sort key (see read_interactions)
+    extra: dict[str, pd.Series]  # the `extra` columns asked for, as read
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, extra: Iterable[str] = ()) -> EncodedInteractions:
+        """Encode a frame of `user_id`, `item_id`, `order` (+ `extra`), as read_interactions gives."""
+        user_codes, users = pd.factorize(frame["user_id"], use_na_sentinel=False)
+        item_codes, items = pd.factorize(frame["item_id"], use_na_sentinel=False)
+        return cls(
+            user_codes.astype(np.int32),
+            np.asarray(users, dtype=object),
+            item_codes.astype(np.int32),
+            np.asarray(items, dtype=object),
+            frame["order"].to_numpy(dtype=np.float64),
+            {name: frame[name] for name in extra},
+        )
+
+
+def read_encoded_interactions(
+    path: str,
+    *,
+    user_col: str = "user_id",
+    item_col: str = "item_id",
+    time_col: str | None = None,
+    extra: Iterable[str] = (),
+    what: str = "history",
+) -> EncodedInteractions:
+    """read_interactions for large histories: the same checks and order, ids dictionary-encoded.
+
+    Only the id, time and `extra` columns are parsed (CSV) or read (Parquet, a block of rows
+    at a time, so that its id columns are never whole in memory as text).
+    """
+    extra = list(extra)
+    names: list[str] = []
+
+    def select(columns: list[str]) -> list[str]:
+        names.extend(columns)
+        time = time_col or ("timestamp" if "timestamp" in columns else None)
+        return list(dict.fromkeys([user_col, item_col, *([time] if time else []), *extra]))
+
+    release_arrow_memory()  # what an earlier read (e.g. of the item table) left in the pool
+    blocks = iter_arrow(
+        path,
+        required=[user_col, item_col, *extra],
+        what=what,
+        hint="name it with --user-col / --item-col",
+        select=select,
+    )
+    first = next(blocks)
+    time_col = _time_column(path, names or first.column_names, time_col)
+    users, items = _IdCodes(path, user_col), _IdCodes(path, item_col)
+    blocks = itertools.chain([first], blocks)
+    del first
+    kept = _encode_blocks(blocks, users, items, [time_col, *extra])
+    user_codes, user_ids = users.result()  # fails on an empty id, users first
+    item_codes, item_ids = items.result()
+    columns = {name: kept[name].to_pandas(types_mapper=_string_mapper) for name in extra}
+    order = (
+        parse_order(kept.pop(time_col).to_pandas(types_mapper=_string_mapper), path, time_col)
+        if time_col
+        else np.arange(users.rows, dtype=np.float64)
+    )
+    del kept
+    encoded = EncodedInteractions(user_codes, user_ids, item_codes, item_ids, order, columns)
+    release_arrow_memory()  # now that no Arrow buffer is left
+    return encoded
+
+
+def _encode_blocks(
+    blocks: Iterable[pa.Table], users: _IdCodes, items: _IdCodes, keep: list[str | None]
+) -> dict[str, pa.ChunkedArray]:
+    """Feed each block's ids to `users` and `items`; return the `keep` columns whole."""
+    kept: dict[str, list[pa.Array]] = {name: [] for name in dict.fromkeys(keep) if name}
+    for block in blocks:
+        users.add(block.column(users.name))
+        items.add(block.column(items.name))
+        for name, chunks in kept.items():
+            chunks.extend(block.column(name).chunks)
+    return {name: pa.chunked_array(chunks) for name, chunks in kept.items()}
+
+
+def release_arrow_memory() -> None:
+    """Hand the pages Arrow's allocator keeps after freeing back to the OS (a few ms).
+
+    Otherwise they stay resident while numpy, which does not reuse them, allocates its own.
+    """
+    pa.default_memory_pool().release_unused()
+
+
+class _IdCodes:
+    """Dictionary-encodes an id column block by block: int32 codes into the distinct ids,
+    numbered in order of first appearance. `result` fails like require_values on an empty id."""
+
+    def __init__(self, path: str, name: str):
+        self.path, self.name = path, name
+        self.distinct: pa.Array | None = None
+        self.parts: list[np.ndarray] = []
+        self.rows = 0
+        self.empty_row: int | None = None  # the first row (1-based) with an empty id
+
+    def add(self, column: pa.ChunkedArray) -> None:
+        """Encode the next rows, about BATCH_ROWS at a time: CSV comes in many small chunks,
+        and each block costs a look-up of every id seen so far."""
+        block: list[pa.Array] = []
+        rows = 0
+        for chunk in column.chunks:
+            block.append(chunk)
+            rows += len(chunk)
+            if rows >= BATCH_ROWS:
+                self._add(pa.concat_arrays(block) if len(block) > 1 else block[0])
+                block, rows = [], 0
+        if block:
+            self._add(pa.concat_arrays(block) if len(block) > 1 else block[0])
+
+    def _add(self, chunk: pa.Array) -> None:
+        encoded = chunk.dictionary_encode(null_encoding="encode")  # nulls: an entry of their own
+        local, seen = encoded.dictionary, self.distinct
+        fresh = local
+        if seen is not None:  # nulls match nulls, so a null seen before is not fresh either
+            fresh = local.filter(pc.invert(pc.is_in(local, value_set=seen)))
+        self.distinct = fresh if seen is None else pa.concat_arrays([seen, fresh])
+        position = pc.index_in(local, value_set=self.distinct).to_numpy()
+        codes = position[encoded.indices.to_numpy()]  # a numpy copy, not Arrow's memory
+        if self.empty_row is None and pc.any(_is_empty(fresh)).as_py():
+            empty = _is_empty(self.distinct).to_numpy(zero_copy_only=False)
+            self.empty_row = self.rows + int(np.flatnonzero(empty[codes])[0]) + 1
+        self.parts.append(codes)
+        self.rows += len(codes)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(int32 code per row, the distinct ids as an object array of str)."""
+        if self.empty_row is not None:
+            raise InputError(
+                f"{_label(self.path)}: row {self.empty_row} has an empty {self.name!r}; "
+                "every row needs a value there"
+            )
+        codes = self.parts[0] if len(self.parts) == 1 else np.concatenate(self.parts)
+        self.parts = []
+        return codes, self.distinct.to_numpy(zero_copy_only=False)
+
+
+def _is_empty(ids: pa.Array) -> pa.Array:
+    """Per id: null or only whitespace (as require_values judges it)."""
+    return pc.fill_null(pc.equal(pc.utf8_trim_whitespace(ids), ""), True)
 
 
 def parse_order(values: pd.Series, path: str, column: str) -> np.ndarray:
