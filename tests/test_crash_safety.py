@@ -108,3 +108,36 @@ def test_embed_killed_again_and_again_resumes_to_the_same_rows(tmp_path, tiny_be
     np.testing.assert_array_equal(a.vectors, b.vectors)  # same chunks, same batches: same bits
     assert not (tmp_path / ".out.parquet.chunks").exists()
     assert [p.name for p in tmp_path.glob(".*.tmp")] == []
+
+
+def test_concurrent_runs_on_one_output_end_with_one_complete_file(
+    tmp_path, tiny_bert, sample_items, sample_interactions
+):
+    from llmrec.vectors import read_vectors
+
+    items, rankings = tmp_path / "items.parquet", tmp_path / "r.csv"
+    commands = {
+        items: ["embed", str(sample_items), "--model", str(tiny_bert), "-o", str(items)],
+        rankings: [
+            "rank",
+            "--user-history",
+            str(sample_interactions),
+            "--items",
+            str(items),
+            "-o",
+            str(rankings),
+        ],
+    }
+    for output, args in commands.items():
+        runs = [subprocess.Popen([EXE, *args], stderr=subprocess.PIPE) for _ in range(3)]
+        assert [run.wait() for run in runs] == [0, 0, 0], [r.stderr.read() for r in runs]
+        solo = tmp_path / f"solo{output.suffix}"
+        assert run_cli(*[solo if a == str(output) else a for a in args]).returncode == 0
+        if output == items:
+            a, b = read_vectors(str(output)), read_vectors(str(solo))
+            assert a.ids.tolist() == b.ids.tolist()
+            np.testing.assert_allclose(a.vectors, b.vectors, atol=1e-6)
+        else:
+            assert output.read_bytes() == solo.read_bytes()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert leftovers == []  # no temp files, no chunk folders
