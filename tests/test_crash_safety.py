@@ -86,22 +86,25 @@ def test_embed_killed_again_and_again_resumes_to_the_same_rows(tmp_path, tiny_be
                 "--chunk-rows", "25", "--batch-size", "1"]  # fmt: skip
 
     reference = tmp_path / "reference.parquet"
-    started = time.perf_counter()
     assert run_cli(*embed(reference)).returncode == 0
-    duration = time.perf_counter() - started
 
+    # kill each run at a random point of its progress: once it has finished 1–5 more chunks
     output, rng = tmp_path / "out.parquet", random.Random(7)
-    for _ in range(4):  # each killed run resumes from the chunks of the ones before
+    chunks = tmp_path / ".out.parquet.chunks"
+    kept = 0
+    for _ in range(4):
+        goal = kept + rng.randint(1, 5)
         process = subprocess.Popen([EXE, *embed(output)], stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5 * duration, 0.95 * duration))
+        while process.poll() is None and len(list(chunks.glob("chunk-*.npy"))) < goal:
+            time.sleep(0.005)
         process.send_signal(signal.SIGKILL)
         process.wait()
-        if output.exists():  # a run outran its kill: start over from nothing
-            output.unlink()
-    kept = len(list((tmp_path / ".out.parquet.chunks").glob("chunk-*.npy")))
+        assert not output.exists()
+        kept = len(list(chunks.glob("chunk-*.npy")))
+        assert kept >= goal
     finished = run_cli(*embed(output))
     assert finished.returncode == 0
-    assert 0 < kept < 24 and f"{kept} finished chunks resumed" in finished.stderr.decode()
+    assert f"{kept} finished chunks resumed" in finished.stderr.decode()
     a, b = read_vectors(str(output)), read_vectors(str(reference))
     assert a.ids.tolist() == b.ids.tolist()
     assert a.extra["text_hash"].tolist() == b.extra["text_hash"].tolist()

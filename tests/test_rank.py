@@ -11,6 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import run_cli
+from llmrec import rank
 from llmrec.errors import InputError
 from llmrec.rank import (
     Seen,
@@ -20,9 +22,10 @@ from llmrec.rank import (
     rank_blocks,
     top_k,
     vector_scorer,
+    vector_top_k,
     write_rankings,
 )
-from llmrec.vectors import VectorTable, check_compatible
+from llmrec.vectors import VectorTable, check_compatible, write_vectors
 
 
 def reference_top_k(scores: np.ndarray, k: int):
@@ -201,3 +204,203 @@ def test_interests_match_each_side_of_a_two_sided_user():
     )
     assert by_mean.item_id.tolist() == ["mix"]  # one mean vector lands between the interests
     assert set(by_interest.item_id) == {"tool2", "toy2"}  # each interest finds its neighbour
+
+
+# ---- the tiled path for dot products (vector_top_k) and its bfloat16 fast mode ----
+
+
+def brute_force(users, items, k, seen=None):
+    """Every score, seen items −inf, each row fully sorted by (score desc, column asc)."""
+    scores = users.astype(np.float64) @ items.T.astype(np.float64)
+    if seen is not None:
+        rows = np.repeat(np.arange(len(users)), np.diff(seen.indptr))
+        scores[rows, seen.indices] = -np.inf
+    order = np.lexsort((np.broadcast_to(np.arange(len(items)), scores.shape), -scores), axis=1)
+    order = order[:, :k]
+    return np.take_along_axis(scores, order, 1), order
+
+
+def tiled(users, items, k, **options):
+    """vector_top_k's blocks stacked: (values, columns) of every user."""
+    blocks = list(vector_top_k(users, items, k, **options))
+    assert [b[0] for b in blocks] == sorted(b[0] for b in blocks)  # in user order
+    assert blocks[-1][1] == len(users)
+    return torch.cat([b[2] for b in blocks]).numpy(), torch.cat([b[3] for b in blocks]).numpy()
+
+
+def random_seen(rng, n_users, n_items, most):
+    lengths = rng.integers(0, min(most, n_items) + 1, size=n_users)
+    indices = [rng.choice(n_items, n, replace=False) for n in lengths]
+    return Seen(np.r_[0, np.cumsum(lengths)], np.concatenate(indices).astype(np.int64))
+
+
+def assert_same_lists(values, columns, expected_values, expected_columns):
+    """Equal finite entries (item and score), and −inf in the same places."""
+    finite = np.isfinite(expected_values)
+    np.testing.assert_array_equal(np.isfinite(values), finite)
+    np.testing.assert_array_equal(columns[finite], expected_columns[finite])
+    np.testing.assert_allclose(values[finite], expected_values[finite], rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.integers(1, 25),  # users
+    st.integers(1, 200),  # items
+    st.integers(1, 60),  # k, often more than an item block, sometimes more than the catalog
+    st.integers(1, 70),  # items per tile
+    st.sampled_from([2, 3, 16]),  # column groups of a tile (tile_top_k)
+    st.integers(1, 40_000),  # budget in bytes: from one user per tile to all
+    st.booleans(),  # seen items
+    st.integers(0, 2**31 - 1),
+)
+def test_tiles_equal_a_full_sort_with_ties_and_seen_items(
+    n_users, n_items, k, step, groups, budget, with_seen, seed
+):
+    rng = np.random.default_rng(seed)
+    users = rng.integers(-2, 3, size=(n_users, 3)).astype(np.float32)  # integer scores: ties
+    items = rng.integers(-2, 3, size=(n_items, 3)).astype(np.float32)
+    seen = random_seen(rng, n_users, n_items, 6) if with_seen else None
+    kk = min(k if rng.random() < 0.5 else k % 5 + 1, n_items)  # small k: grouped tiles
+    expected = brute_force(users, items, kk, seen)
+    for fast in (False, True):  # integers are exact in bfloat16; ties make fast mode redo users
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(rank, "ITEM_BLOCK", step)
+            patch.setattr(rank, "GROUPS", groups)
+            values, columns = tiled(users, items, kk, seen=seen, budget_bytes=budget, fast=fast)
+        assert values.shape == (n_users, kk)
+        assert_same_lists(values, columns, *expected)
+
+
+@pytest.mark.parametrize("levels", [2, 50, None])  # many ties, some, none (continuous)
+@pytest.mark.parametrize("k", [1, 4, 10])
+def test_grouped_tile_top_k_is_exact_on_wide_tiles(levels, k):
+    rng = np.random.default_rng(k)
+    shape = (60, 16 * 160)
+    scores = rng.normal(size=shape) if levels is None else rng.integers(0, levels, size=shape)
+    scores = scores.astype(np.float32)
+    scores[::7, ::3] = -np.inf  # seen items
+    values, columns = rank.tile_top_k(torch.from_numpy(scores), k, exact=True)
+    expected_values, expected_columns = reference_top_k(scores, k)
+    np.testing.assert_array_equal(columns.numpy(), expected_columns)
+    np.testing.assert_array_equal(values.numpy(), expected_values)
+    rough_values, rough_columns = rank.tile_top_k(torch.from_numpy(scores), k, exact=False)
+    np.testing.assert_array_equal(rough_values.numpy(), expected_values)  # some order of ties
+    picked = np.take_along_axis(scores, rough_columns.numpy(), 1)
+    np.testing.assert_array_equal(picked, rough_values.numpy())
+
+
+def test_ties_across_item_blocks_go_to_the_smallest_column(monkeypatch):
+    monkeypatch.setattr(rank, "ITEM_BLOCK", 2)
+    users = np.ones((3, 1), dtype=np.float32)
+    items = np.array([[1], [2], [2], [1], [2], [3], [2]], dtype=np.float32)
+    values, columns = tiled(users, items, 4)
+    assert columns.tolist() == [[5, 1, 2, 4]] * 3
+    assert values.tolist() == [[3, 2, 2, 2]] * 3
+
+
+def test_rank_blocks_with_vectors_matches_the_general_path(monkeypatch):
+    """The tiled path and scoring every item at once (any Scorer) write the same rows."""
+    monkeypatch.setattr(rank, "ITEM_BLOCK", 7)
+    users, items = random_tables(n_users=40, n_items=60, dim=8, seed=3)
+    seen = random_seen(np.random.default_rng(1), 40, 60, 10)
+    scorer = vector_scorer(users, items)
+    assert isinstance(scorer, rank.VectorScorer)
+
+    def general(start, stop):
+        return scorer(start, stop)  # a plain function: rank_blocks cannot take the tiled path
+
+    for k in (1, 5, 100):
+        for fast in (False, True):
+            tiles = rank_blocks(
+                users.ids, items.ids, scorer, k, seen=seen, budget_bytes=3000, fast=fast
+            )
+            whole = rank_blocks(users.ids, items.ids, general, k, seen=seen)
+            tiles, whole = pd.concat(tiles, ignore_index=True), pd.concat(whole, ignore_index=True)
+            pd.testing.assert_frame_equal(tiles, whole, check_exact=False, rtol=1e-6, atol=1e-6)
+
+
+def normalized(rng, n, dim):
+    vectors = rng.normal(size=(n, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+def test_fast_mode_agrees_with_exact_and_returns_float32_scores(monkeypatch, clustered):
+    """Random unit vectors (d=64), and items in tight clusters (scores crowd together, many fall
+    on the same bfloat16 value): the lists match exact mode's, and every returned score is the
+    float32 dot product of its user and item."""
+    monkeypatch.setattr(rank, "ITEM_BLOCK", 1000)
+    rng = np.random.default_rng(7)
+    users, items = normalized(rng, 500, 64), normalized(rng, 4000, 64)
+    if clustered:
+        centres = normalized(rng, 20, 64)
+        items = centres[rng.integers(0, 20, 4000)] + 0.02 * normalized(rng, 4000, 64)
+    seen = random_seen(rng, 500, 4000, 30)
+    exact_values, exact_columns = tiled(users, items, 10, seen=seen)
+    values, columns = tiled(users, items, 10, seen=seen, fast=True, budget_bytes=2**20)
+    # Items agree except where scores tie to float32 rounding: re-scored dot products are summed
+    # in another order than the matrix product, so such near-ties may swap.
+    assert (columns == exact_columns).mean() >= 0.999
+    np.testing.assert_allclose(values, exact_values, rtol=0, atol=1e-6)
+    dots = np.einsum("ud,ukd->uk", users, items[columns])
+    np.testing.assert_allclose(values, dots, rtol=1e-5, atol=1e-6)
+    assert np.isfinite(values).all() and (np.diff(values, axis=1) <= 0).all()
+    for user in range(500):
+        assert len(set(columns[user])) == 10
+        assert not set(columns[user]) & set(seen.indices[seen.indptr[user] : seen.indptr[user + 1]])
+
+
+def test_fast_mode_redoes_users_whose_candidates_bfloat16_cannot_tell_apart():
+    """40 items whose scores differ by less than bfloat16 resolution: the top 3 by float32 sit
+    at the highest columns, so a bfloat16 top-9 would pick arbitrary ones. Fast mode has to
+    notice and rank those users in float32."""
+    users = np.ones((4, 1), dtype=np.float32)
+    items = (1 + np.arange(40, dtype=np.float32)[:, None] * 2**-12).astype(np.float32)
+    values, columns = tiled(users, items, 3, fast=True)
+    assert columns.tolist() == [[39, 38, 37]] * 4
+    assert values[0].tolist() == items[[39, 38, 37], 0].tolist()
+
+
+def test_fast_mode_needs_plain_vector_scores():
+    ids = np.array(["u1"], dtype=object)
+    items = np.array(["a", "b"], dtype=object)
+    with pytest.raises(InputError, match="--fast"):
+        next(rank_blocks(ids, items, popularity_scorer(np.array([1, 2])), 1, fast=True))
+
+
+def write_tables(folder, rng, n_users=30, n_items=50, dim=8):
+    meta = {"model": "m", "model_fingerprint": "f"}
+    for kind, n in (("users", n_users), ("items", n_items)):
+        ids = np.array([f"{kind[0]}{i:03d}" for i in range(n)], dtype=object)
+        write_vectors(
+            VectorTable(kind, ids, normalized(rng, n, dim), meta), str(folder / f"{kind}.parquet")
+        )
+    history = pd.DataFrame(
+        {"user_id": ["u000", "u000", "u007"], "item_id": ["i003", "i010", "i042"]}
+    )
+    history.to_csv(folder / "h.csv", index=False)
+
+
+def test_cli_fast_option_end_to_end(tmp_path):
+    write_tables(tmp_path, np.random.default_rng(5))
+    common = ["rank", "--items", "items.parquet", "--users", "users.parquet"]
+    common += ["--user-history", "h.csv", "-k", "7", "-q"]
+    exact = run_cli(*common, "-o", "exact.csv", cwd=tmp_path)
+    fast = run_cli(*common, "--fast", "-o", "fast.csv", cwd=tmp_path)
+    assert exact.returncode == 0 and fast.returncode == 0, fast.stderr.decode()
+    exact, fast = pd.read_csv(tmp_path / "exact.csv"), pd.read_csv(tmp_path / "fast.csv")
+    assert len(fast) == 30 * 7
+    pd.testing.assert_frame_equal(fast, exact, check_exact=False, atol=2e-6)
+    assert not {"i003", "i010"} & set(fast[fast.user_id == "u000"].item_id)
+    baseline = run_cli(
+        "rank",
+        "--baseline",
+        "popular",
+        "--user-history",
+        "h.csv",
+        "--fast",
+        "-o",
+        "b.csv",
+        cwd=tmp_path,
+    )
+    assert baseline.returncode != 0 and b"--fast" in baseline.stderr

@@ -3,11 +3,19 @@
 Users are scored in blocks sized so that one block's score matrix stays within a memory
 budget, whatever the number of users and items. Within a list, items are ordered by score
 (descending) and then by item id, so the same input always gives the same bytes.
+
+Plain dot-product scoring (`VectorScorer`) takes a faster path: score tiles of a user block ×
+an item block (one matrix product each, float32 through numpy's BLAS), a running top-k per user
+merged across item blocks, so neither the number of users nor of items bounds memory. Its
+`fast` mode scores in bfloat16 (torch), keeps 3k candidates per user, re-scores them in float32
+and takes the exact top-k of those; users whose candidates are too close to call in bfloat16
+are ranked again in float32.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,36 +48,370 @@ def block_rows(n_items: int, budget_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
     return max(1, budget_bytes // (max(n_items, 1) * 8))
 
 
-def top_k(scores, k: int):
+def top_k(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k of each row of a score matrix, ordered by (score desc, column asc).
 
-    torch.topk leaves ties in no particular order, so rows whose k-th score is shared by
-    items left outside the top-k are redone with a stable sort, and every selected list is
-    re-ordered by (score desc, column asc).
+    torch.topk leaves ties in no particular order, so it fetches one more: rows whose k-th and
+    (k+1)-th scores are equal have a tie at the boundary and keep the tied items with the
+    smallest columns; every selected list is then re-ordered by (score desc, column asc).
     """
     import torch
 
-    values, columns = torch.topk(scores, k, dim=1)
-    boundary_ties = (scores >= values[:, -1:]).sum(dim=1) > k
-    if boundary_ties.any():
-        rows = boundary_ties.nonzero().squeeze(1)
-        tied_values, tied_columns = torch.sort(scores[rows], dim=1, descending=True, stable=True)
-        values[rows], columns[rows] = tied_values[:, :k], tied_columns[:, :k]
+    if k >= scores.shape[1]:
+        values, columns = torch.sort(scores, dim=1, descending=True, stable=True)
+        return values[:, :k], columns[:, :k]
+    values, columns = torch.topk(scores, k + 1, dim=1)
+    tied = (values[:, k - 1] == values[:, k]).nonzero().squeeze(1)
+    values, columns = values[:, :k], columns[:, :k]
+    if len(tied):
+        values[tied], columns[tied] = _boundary_ties(scores[tied], values[tied], columns[tied])
+    return exact_order(values, columns)
+
+
+def _boundary_ties(
+    scores: torch.Tensor, values: torch.Tensor, columns: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows whose k-th score is shared beyond the top-k (`values` sorted, descending): every
+    item scoring above the k-th score, then the items tied with it that have the smallest columns.
+    """
+    import torch
+
+    k = values.shape[1]
+    kth = values[:, -1:]
+    above = (values > kth).sum(dim=1, keepdim=True)  # these lead a sorted topk
+    position = torch.arange(k).expand_as(values)
+    index = torch.arange(scores.shape[1])
+    key = torch.where(scores == kth, -index, torch.iinfo(torch.int64).min)
+    first_tied = -torch.topk(key, k, dim=1).values  # smallest tied columns, ascending
+    tied = position >= above
+    tied_columns = first_tied.gather(1, (position - above).clamp(min=0))
+    return values.where(~tied, kth), columns.where(~tied, tied_columns)
+
+
+def exact_order(values: torch.Tensor, columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's entries re-ordered by (score desc, column asc)."""
     columns, by_column = columns.sort(dim=1)
     values = values.gather(1, by_column)
     values, by_score = values.sort(dim=1, descending=True, stable=True)
     return values, columns.gather(1, by_score)
 
 
+def merge_top_k(
+    values: torch.Tensor,
+    columns: torch.Tensor,
+    more_values: torch.Tensor,
+    more_columns: torch.Tensor,
+    k: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top-k of two lists per row, each in (score desc, column asc) order, where every
+    column of the second is larger than every column of the first (a later item block)."""
+    import torch
+
+    values = torch.cat([values, more_values], dim=1)
+    values, order = values.sort(dim=1, descending=True, stable=True)
+    return values[:, :k], torch.cat([columns, more_columns], dim=1).gather(1, order[:, :k])
+
+
 Scorer = Callable[[int, int], "torch.Tensor"]  # users [start, stop) → (stop − start, items)
 
 
-def vector_scorer(users: VectorTable, items: VectorTable) -> Scorer:
+@dataclass
+class VectorScorer:
+    """Dot products of user vectors with item vectors: a Scorer (a block of users against every
+    item, one matrix product) that `rank_blocks` also ranks by tiles (`vector_top_k`)."""
+
+    users: np.ndarray  # float32 (users, dim)
+    items: np.ndarray  # float32 (items, dim)
+
+    def __call__(self, start: int, stop: int) -> torch.Tensor:
+        import torch
+
+        users, items = torch.from_numpy(self.users[start:stop]), torch.from_numpy(self.items)
+        return product(users, items, out=torch.empty(len(users), len(items)))
+
+
+def vector_scorer(users: VectorTable, items: VectorTable) -> VectorScorer:
     """Dot products of a block of user vectors with every item vector (one matrix product)."""
+    return VectorScorer(users.vectors, items.vectors)
+
+
+ITEM_BLOCK = 65536  # item columns per score tile when the catalog is larger
+FAST_SAFETY = 2.0  # fast mode's error bound: this × the largest bfloat16 error among candidates
+
+
+def fast_fetch(k: int) -> int:
+    """Candidates per user that fast mode takes from bfloat16 scores to re-score in float32."""
+    return 3 * k
+
+
+def tile_shape(
+    n_items: int, fetch: int, budget_bytes: int, score_bytes: int = 4, candidate_bytes: int = 64
+) -> tuple[int, int]:
+    """(users, items) per score tile: items in blocks of ITEM_BLOCK, users as many as the budget
+    holds with the tile's scores and each user's `fetch` candidates."""
+    columns = min(max(n_items, 1), ITEM_BLOCK)
+    return max(1, budget_bytes // (columns * score_bytes + fetch * candidate_bytes)), columns
+
+
+def vector_top_k(
+    users: np.ndarray,
+    items: np.ndarray,
+    k: int,
+    *,
+    seen: Seen | None = None,
+    budget_bytes: int = DEFAULT_BLOCK_BYTES,
+    fast: bool = False,
+) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
+    """Yield (start, stop, values, columns): the top-k items by dot product of each block of
+    users, ordered by (score desc, column asc), seen items −inf; k ≤ the number of items.
+
+    Exact by default. `fast` scores in bfloat16 and re-scores 3k candidates in float32 (see the
+    module docstring); the returned scores are always float32 dot products.
+    """
     import torch
 
-    item_matrix = torch.from_numpy(items.vectors)
-    return lambda start, stop: torch.from_numpy(users.vectors[start:stop]) @ item_matrix.T
+    fetch = min(fast_fetch(k), len(items)) if fast else k
+    dtype = torch.bfloat16 if fast else torch.float32
+    candidate_bytes = 64 + (4 * items.shape[1] if fast else 0)
+    rows, step = tile_shape(len(items), fetch, budget_bytes, dtype.itemsize, candidate_bytes)
+    tiles = Tiles.of(torch.from_numpy(items), dtype, rows, step, budget_bytes)
+    rescore = Rescorer(torch.from_numpy(items), k, budget_bytes) if fast else None
+    for start in range(0, len(users), rows):
+        stop = min(start + rows, len(users))
+        block = torch.from_numpy(users[start:stop])
+        pairs = _seen_pairs(seen, start, stop)
+        values, columns = tiles.top_k(block.to(dtype), fetch, pairs)
+        if rescore is not None:
+            values, columns = rescore(block, values, columns, pairs)
+        yield start, stop, values, columns
+
+
+@dataclass
+class Tiles:
+    """How a block of users meets the catalog: item blocks of `step` rows, scored into a reused
+    buffer in its dtype. Float32 tiles give the exact top-k (ties by column); bfloat16 tiles
+    only pick candidates, from items converted once (`converted`) or tile by tile."""
+
+    items: torch.Tensor  # float32 (items, dim)
+    step: int
+    buffer: torch.Tensor  # room for one tile's scores, in the scoring dtype
+    converted: torch.Tensor | None = None  # the items in the scoring dtype
+
+    @classmethod
+    def of(
+        cls, items: torch.Tensor, dtype: torch.dtype, rows: int, step: int, budget_bytes: int
+    ) -> Tiles:
+        """Tiles of up to rows × step scores in `dtype`, converting the items up front if the
+        converted copy fits the budget."""
+        import torch
+
+        fits = dtype != items.dtype and items.numel() * dtype.itemsize <= budget_bytes
+        buffer = torch.empty(rows * step, dtype=dtype)
+        return cls(items, step, buffer, items.to(dtype) if fits else None)
+
+    @property
+    def exact(self) -> bool:
+        return self.buffer.dtype == self.items.dtype
+
+    def item_block(self, a: int, b: int) -> torch.Tensor:
+        """Item rows [a, b) in the scoring dtype."""
+        if self.exact:
+            return self.items[a:b]
+        if self.converted is not None:
+            return self.converted[a:b]
+        return self.items[a:b].to(self.buffer.dtype)
+
+    def top_k(
+        self, users: torch.Tensor, k: int, seen: tuple[np.ndarray, np.ndarray]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-k of a block of users (in the scoring dtype) over every item block, merged as the
+        blocks go. Exact tiles keep (score desc, column asc) order throughout.
+
+        Float32 products run on numpy's BLAS threads, whose workers keep spinning for a while
+        after each product; torch's own threads would fight them for the cores, so exact
+        tiles are searched on one torch thread (faster on the whole than two).
+        """
+        import torch
+
+        threads = 1 if self.exact else torch.get_num_threads()
+        best = None
+        for a in range(0, len(self.items), self.step):
+            b = min(a + self.step, len(self.items))
+            tile = self.buffer[: len(users) * (b - a)].view(len(users), b - a)
+            product(users, self.item_block(a, b), out=tile)
+            with torch_threads(threads):
+                _mask_seen(tile, seen, a, b)
+                values, columns = tile_top_k(tile, min(k, b - a), self.exact)
+                columns += a
+                best = (values, columns) if best is None else merge_top_k(*best, values, columns, k)
+        return best
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch operations on `n` threads within the block, as many as before after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n != before:
+            torch.set_num_threads(before)
+
+
+def product(users: torch.Tensor, items: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """users @ items.T into `out`. Float32 goes through numpy's BLAS (OpenBLAS in numpy's wheels,
+    about twice as fast as torch's MKL on AMD CPUs), bfloat16 through torch (oneDNN)."""
+    import torch
+
+    if out.dtype == torch.float32:
+        np.matmul(users.numpy(), items.numpy().T, out=out.numpy())
+    else:
+        torch.mm(users, items.T, out=out)
+    return out
+
+
+GROUPS = 16  # a tile's columns fall into this many strided groups for `tile_top_k`
+
+
+def tile_top_k(tile: torch.Tensor, k: int, exact: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The top k of each row of a contiguous score tile: ordered by (score desc, column asc) if
+    `exact` (as `top_k`), else some k highest scores (ties in any order) sorted descending.
+
+    Cheaper than a top-k over every score: only the columns of the groups with the largest
+    maxima are searched (`_top_groups`). Exact rows are checked: their k-th score must beat
+    every score left out, else the row is redone in full.
+    """
+    import torch
+
+    if not _groupable(tile.shape[1], k):
+        return top_k(tile, k) if exact else torch.topk(tile, k, dim=1)
+    values, columns, left_out = _top_groups(tile, k)
+    if not exact:
+        return values, columns
+    values, columns = exact_order(values, columns)
+    unclear = (values[:, k - 1] <= left_out).nonzero().squeeze(1)
+    if len(unclear):
+        values[unclear], columns[unclear] = top_k(tile[unclear], k)
+    return values, columns
+
+
+def _groupable(width: int, k: int) -> bool:
+    """Whether `_top_groups` would search fewer than an eighth of `width` columns."""
+    return GROUPS > 1 and width % GROUPS == 0 and k * GROUPS * 8 <= width
+
+
+def _top_groups(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The k highest scores of each row (descending, ties cut anywhere), their columns, and an
+    upper bound on every score left out (so equal to the k-th where a score left out ties it).
+
+    The columns fall into n = width / GROUPS groups (j, j + n, j + 2n, …); the k groups with the
+    largest maxima (found the same way, recursively) hold the k highest scores, since every
+    other group's maximum is at most theirs.
+    """
+    import torch
+
+    if not _groupable(scores.shape[1], k):
+        best = torch.topk(scores, k + 1, dim=1)
+        return best.values[:, :k], best.indices[:, :k], best.values[:, k]
+    rows, n = scores.shape[0], scores.shape[1] // GROUPS
+    groups = scores.view(rows, GROUPS, n)
+    _, chosen, left_out = _top_groups(groups.amax(dim=1), k)
+    candidates = groups.gather(2, chosen.unsqueeze(1).expand(rows, GROUPS, k)).view(rows, -1)
+    best = torch.topk(candidates, k + 1, dim=1)  # candidate m·k + i is column m·n + chosen[i]
+    at = best.indices[:, :k]
+    columns = at.div(k, rounding_mode="floor") * n + chosen.gather(1, at.remainder(k))
+    return best.values[:, :k], columns, torch.maximum(best.values[:, k], left_out)
+
+
+def _seen_pairs(seen: Seen | None, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row in block, column) of every seen item of users [start, stop), sorted by column."""
+    if seen is None:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    counts = np.diff(seen.indptr[start : stop + 1])
+    rows = np.repeat(np.arange(stop - start), counts)
+    columns = np.asarray(seen.indices[seen.indptr[start] : seen.indptr[stop]], dtype=np.int64)
+    order = np.argsort(columns, kind="stable")
+    return rows[order], columns[order]
+
+
+def _mask_seen(tile: torch.Tensor, seen: tuple[np.ndarray, np.ndarray], a: int, b: int) -> None:
+    """Set the tile's scores of seen items (columns a … b − 1 of the catalog) to −inf."""
+    import torch
+
+    rows, columns = seen
+    lo, hi = np.searchsorted(columns, [a, b])
+    if hi > lo:
+        tile[torch.from_numpy(rows[lo:hi]), torch.from_numpy(columns[lo:hi] - a)] = -torch.inf
+
+
+@dataclass
+class Rescorer:
+    """Fast mode's finish for a block of users: float32 dot products of each user's candidates,
+    their exact top-k, and users too close to call in bfloat16 ranked again in float32."""
+
+    items: torch.Tensor  # float32 (items, dim)
+    k: int
+    budget_bytes: int
+
+    def __call__(
+        self,
+        users: torch.Tensor,
+        rough: torch.Tensor,
+        columns: torch.Tensor,
+        seen: tuple[np.ndarray, np.ndarray],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The exact top-k of each user's candidates (`rough`: bfloat16 scores, descending)."""
+        import torch
+
+        exact = torch.bmm(self.items[columns], users.unsqueeze(2)).squeeze(2)
+        exact = exact.masked_fill(rough == -torch.inf, -torch.inf)
+        unsure = self.too_close(users, rough, exact).nonzero().squeeze(1)
+        values, columns = exact_order(exact, columns)
+        values, columns = values[:, : self.k], columns[:, : self.k]
+        if not len(unsure):
+            return values, columns
+        rows, step = tile_shape(len(self.items), self.k, self.budget_bytes)
+        tiles = Tiles.of(self.items, torch.float32, min(rows, len(unsure)), step, 0)
+        for start in range(0, len(unsure), rows):
+            redo = unsure[start : start + rows]
+            again = _subset_pairs(seen, redo.numpy(), len(users))
+            values[redo], columns[redo] = tiles.top_k(users[redo], self.k, again)
+        return values, columns
+
+    def too_close(
+        self, users: torch.Tensor, rough: torch.Tensor, exact: torch.Tensor
+    ) -> torch.Tensor:
+        """Users for whom an item left out of the candidates could still belong in the top k.
+
+        An item's bfloat16 score is off by at most e, so a missed item would need the last
+        candidate's bfloat16 score to be at least the k-th's − 2e. e is estimated from the
+        candidates themselves: FAST_SAFETY × the largest error among them, per unit of user norm.
+        """
+        import torch
+
+        if rough.shape[1] >= len(self.items):
+            return torch.zeros(len(users), dtype=torch.bool)  # every item is a candidate
+        norm = users.norm(dim=1, keepdim=True)
+        finite = torch.isfinite(rough)
+        error = ((rough.float() - exact).abs() / norm).where(finite & (norm > 0), 0).max()
+        bound = FAST_SAFETY * error * norm.squeeze(1)
+        kth, last = rough[:, self.k - 1].float(), rough[:, -1].float()
+        return torch.isfinite(kth) & (last >= kth - 2 * bound)
+
+
+def _subset_pairs(
+    seen: tuple[np.ndarray, np.ndarray], rows: np.ndarray, n_rows: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The seen (row, column) pairs of some rows of a block, renumbered 0 … len(rows) − 1."""
+    renumber = np.full(n_rows, -1, dtype=np.int64)
+    renumber[rows] = np.arange(len(rows))
+    new_rows = renumber[seen[0]]
+    keep = new_rows >= 0
+    return new_rows[keep], seen[1][keep]
 
 
 def interest_scorer(interests: np.ndarray, items: VectorTable) -> Scorer:
@@ -316,30 +658,29 @@ def rank_blocks(
     on_block: Callable[[int], None] | None = None,
     explainer: Explainer | None = None,
     diversity: tuple[float, np.ndarray] | None = None,
+    fast: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """Yield ranking rows (user_id, rank, item_id, score[, because]) block by block, in user
     order.
 
     Users and items must be sorted by id so that the output is sorted by user and ties fall
     to the smaller item id. Seen items get −inf and never appear in the output. `diversity`
-    (λ, item vectors) re-ranks the top candidates by maximal marginal relevance.
+    (λ, item vectors) re-ranks the top candidates by maximal marginal relevance. A
+    `VectorScorer` is ranked by tiles (`vector_top_k`), which `fast` lets score in bfloat16.
     """
-    import torch
-
     if k < 1:
         raise InputError(f"-k {k}: must be at least 1")
     kk = min(k, len(item_ids))
     fetch = min(max(5 * k, 50), len(item_ids)) if diversity else kk
-    step = block_rows(len(item_ids), budget_bytes)
-    for start in range(0, len(user_ids), step):
-        stop = min(start + step, len(user_ids))
-        scores = scorer(start, stop)
-        if seen is not None:
-            lo, hi = seen.indptr[start], seen.indptr[stop]
-            rows = np.repeat(np.arange(stop - start), np.diff(seen.indptr[start : stop + 1]))
-            scores[torch.from_numpy(rows), torch.from_numpy(seen.indices[lo:hi])] = -torch.inf
-        values, columns = top_k(scores, fetch)
-        del scores
+    if isinstance(scorer, VectorScorer):
+        tops = vector_top_k(
+            scorer.users, scorer.items, fetch, seen=seen, budget_bytes=budget_bytes, fast=fast
+        )
+    elif fast:
+        raise InputError(FAST_ONLY_VECTORS)
+    else:
+        tops = scored_top_k(scorer, len(user_ids), len(item_ids), fetch, seen, budget_bytes)
+    for start, stop, values, columns in tops:
         if diversity:
             values, columns = diversify(values, columns, diversity[1], kk, diversity[0])
         frame = _block_frame(user_ids[start:stop], item_ids, values.numpy(), columns.numpy())
@@ -349,6 +690,32 @@ def rank_blocks(
         yield frame
         if on_block:
             on_block(stop - start)
+
+
+FAST_ONLY_VECTORS = (
+    "--fast scores user and item vectors in bfloat16; it does not apply to --baseline, "
+    "--interests or blends with cooc, ease or pop"
+)
+
+
+def scored_top_k(
+    scorer: Scorer, n_users: int, n_items: int, k: int, seen: Seen | None, budget_bytes: int
+) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
+    """Yield (start, stop, values, columns): the top-k of each block of users from any scorer,
+    whose score block covers every item; seen items get −inf."""
+    import torch
+
+    step = block_rows(n_items, budget_bytes)
+    for start in range(0, n_users, step):
+        stop = min(start + step, n_users)
+        scores = scorer(start, stop)
+        if seen is not None:
+            lo, hi = seen.indptr[start], seen.indptr[stop]
+            rows = np.repeat(np.arange(stop - start), np.diff(seen.indptr[start : stop + 1]))
+            scores[torch.from_numpy(rows), torch.from_numpy(seen.indices[lo:hi])] = -torch.inf
+        values, columns = top_k(scores, k)
+        del scores
+        yield start, stop, values, columns
 
 
 def _block_frame(
@@ -406,6 +773,7 @@ def rank_to_file(
     diversify_strength: float = 0.0,
     interests: int = 0,
     budget_bytes: int = DEFAULT_BLOCK_BYTES,
+    fast: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_block: Callable[[int], None] | None = None,
 ) -> RankResult:
@@ -417,7 +785,8 @@ def rank_to_file(
     `explain` adds a `because` column naming the history item that contributed most;
     `diversify_strength` > 0 re-ranks each list by maximal marginal relevance. `interests`
     N > 0 scores text by each user's best match among their N most recent items instead of one
-    mean profile.
+    mean profile. `fast` scores text in bfloat16 and re-scores the best candidates in float32
+    (plain text scoring only; see `vector_top_k`).
     """
     if k < 1:
         raise InputError(f"-k {k}: must be at least 1")
@@ -451,6 +820,8 @@ def rank_to_file(
             budget_bytes //= interests
         if blend and len(blend) > 1:
             budget_bytes //= len(blend) + 1  # a score block per part, plus the sum
+    if fast and not isinstance(scorer, VectorScorer):
+        raise InputError(FAST_ONLY_VECTORS)
     seen = Seen(*history.seen(user_ids, len(item_ids))) if history and exclude_seen else None
     if on_start:
         on_start(len(user_ids))
@@ -464,6 +835,7 @@ def rank_to_file(
         on_block=on_block,
         explainer=explainer,
         diversity=diversity,
+        fast=fast,
     )
     with open_output(output) as handle:
         rows = write_rankings(blocks, handle, explained=explainer is not None)
