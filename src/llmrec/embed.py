@@ -20,7 +20,7 @@ from . import __version__
 from .encoder import Encoder
 from .errors import InputError
 from .tables import STDIO, atomic_path, read_table, require_values
-from .vectors import StoredVectors, VectorTable, vector_batch, vector_schema
+from .vectors import StoredVectors, VectorTable, parquet_options, vector_batch, vector_schema
 
 DEFAULT_TEXT_COLUMNS = ("title", "description")
 # Input rows encoded and written (as one Parquet row group) at a time: memory follows this, and
@@ -507,9 +507,12 @@ def embed_to_file(
         on_batch=on_batch,
     )
     try:
-        with atomic_path(output) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as out:
+        with (
+            atomic_path(output) as tmp,
+            pq.ParquetWriter(tmp, schema, **parquet_options(schema)) as out,
+        ):
             for chunk in chunks:
-                if store and not chunk.resumed:
+                if store and chunk.encoded and not chunk.resumed:  # reused rows stay findable
                     store.save(chunk.index, chunk.vectors)
                 rows = slice(chunk.start, chunk.stop)
                 hashes = {"text_hash": items.hashes[items.codes[rows]]}

@@ -22,6 +22,20 @@ from .tables import atomic_path
 META_PREFIX = "llmrec."
 ID_COLUMNS = {"items": "item_id", "users": "user_id"}
 ROW_GROUP_ROWS = 16_384  # rows per Parquet row group: about 25 MB of vectors at d = 384
+DEFAULT_COMPRESSION = "zstd"
+
+
+def parquet_options(schema: pa.Schema) -> dict:
+    """Parquet writer options for a vector table: the id and stage columns compressed and
+    dictionary-encoded, the embedding stored plain (no compression, dictionary or statistics,
+    which would cost time and save next to nothing on floats)."""
+    others = [f.name for f in schema if f.name != "embedding"]
+    return {
+        "compression": {name: DEFAULT_COMPRESSION for name in others}
+        | {"embedding.list.element": "none"},
+        "use_dictionary": others,
+        "write_statistics": others,
+    }
 
 
 @dataclass
@@ -90,8 +104,8 @@ def write_vectors(table: VectorTable, path: str) -> None:
         pq.write_table(
             vector_batch(schema, table.ids, table.vectors, table.extra),
             tmp,
-            compression="zstd",
             row_group_size=ROW_GROUP_ROWS,
+            **parquet_options(schema),
         )
 
 
