@@ -218,3 +218,20 @@ def test_bfloat16_vectors_are_close_to_float32_with_the_bundled_model(sample_ite
     a, b = read_vectors(str(tmp_path / "f32.parquet")), read_vectors(str(tmp_path / "bf16.parquet"))
     assert b.meta["dtype"] == "bfloat16" and a.meta["dtype"] == "float32"
     assert (a.vectors * b.vectors).sum(axis=1).min() >= 0.999
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 64])  # changed texts: more than a chunk, or fewer
+def test_changed_texts_spread_over_chunks_are_counted_and_placed_right(
+    bert, sample_items, tmp_path, chunk_rows
+):
+    out = str(tmp_path / "items.parquet")
+    embed_to_file(read_item_texts(str(sample_items)), out, bert, chunk_rows=chunk_rows)
+    frame = pd.read_csv(sample_items, dtype=str)
+    changed_rows = list(range(0, 60, 6))  # 10 texts, one in every few chunks
+    frame.loc[changed_rows, "title"] = [f"changed {n}" for n in changed_rows]
+    path = write_items(tmp_path / "changed.csv", frame.values.tolist(), frame.columns)
+    run = embed_to_file(read_item_texts(path), out, bert, chunk_rows=chunk_rows)
+    assert (run.encoded, run.reused) == (10, 50)
+    fresh = str(tmp_path / "fresh.parquet")
+    embed_to_file(read_item_texts(path), fresh, bert, reuse_output=False)
+    assert_same_rows(out, fresh)

@@ -463,6 +463,53 @@ def previous_vectors(
     return stored, ""
 
 
+@dataclass
+class EncodedTexts:
+    """Vectors encoded ahead of the chunks, looked up by text hash."""
+
+    index: pd.Index
+    vectors: np.ndarray
+    truncated: int
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        positions = self.index.get_indexer(hashes)
+        return positions >= 0, self.vectors[positions[positions >= 0]]
+
+
+def _encode_changed(
+    items: ItemTexts, stored: StoredVectors, encoder, chunk_rows, batch_size, normalize
+) -> EncodedTexts | None:
+    """Encode the texts the previous table lacks in one length-sorted pass, when they are at
+    most a chunk: scattered over many chunks they would be encoded in small, slow batches."""
+    missing = np.flatnonzero(~stored.has(items.hashes))
+    if not 0 < len(missing) <= chunk_rows:
+        return None
+    tokens = encoder.tokenize(items.texts[missing])
+    vectors = encoder.encode_tokens(tokens, batch_size=batch_size, normalize=normalize)
+    truncated = sum(len(t) >= encoder.max_length for t in tokens)
+    return EncodedTexts(pd.Index(items.hashes[missing]), vectors, truncated)
+
+
+def _chained(first: KnownLookup, second: EncodedTexts) -> KnownLookup:
+    """A lookup that asks `first`, then `second` for what `first` lacks."""
+
+    def lookup(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        found, vectors = first(hashes)
+        rest = np.flatnonzero(~found)
+        found_later, later = second.lookup(hashes[rest])
+        out = np.empty((len(hashes), vectors.shape[1]), dtype=np.float32)
+        out[found] = vectors
+        out[rest[found_later]] = later
+        both = found.copy()
+        both[rest[found_later]] = True
+        return both, out[both]
+
+    return lookup
+
+
 def embed_to_file(
     items: ItemTexts,
     output: str,
@@ -496,13 +543,20 @@ def embed_to_file(
         on_start(len(items.texts))
     schema = vector_schema("items", encoder.dim, meta, len(items), {"text_hash": pa.string()})
     run = EmbedRun(len(items), len(items.texts), 0, 0, 0, 0, note)
+    known = stored.lookup if stored else None
+    if stored is not None:  # few changed texts: encode them first, in full batches
+        early = _encode_changed(items, stored, encoder, chunk_rows, batch_size, normalize)
+        if early is not None:
+            known = _chained(stored.lookup, early)
+            run.encoded, run.truncated = len(early), early.truncated
+            run.reused = -len(early)  # the chunks will count them as found
     chunks = embed_chunks(
         items,
         encoder,
         chunk_rows=chunk_rows,
         batch_size=batch_size,
         normalize=normalize,
-        known=stored.lookup if stored else None,
+        known=known,
         finished=store.finished if store else None,
         on_batch=on_batch,
     )

@@ -255,6 +255,10 @@ class StoredVectors:
             raise InputError(f"{path}: has no text_hash column, so its rows can't be matched")
         return cls(path, meta)
 
+    def has(self, hashes: np.ndarray) -> np.ndarray:
+        """Which of these text hashes have a stored vector."""
+        return self._index.get_indexer(hashes) >= 0
+
     def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(found mask, vectors of the found hashes in order) for an array of text hashes."""
         positions = self._index.get_indexer(hashes)
