@@ -194,6 +194,16 @@ def embed_ragged_row(w):
     return embed_args(w, w.write("items.csv", ITEMS_HEADER + "A,a,x\nB,b,y,extra\n"))
 
 
+@case("in/items.csv", "row 2 opens a quote that is never closed")
+def embed_unterminated_quote(w):
+    return embed_args(w, w.write("items.csv", ITEMS_HEADER + 'A,a,x\nB,b,"never closed\nC,c,z\n'))
+
+
+@case("in/history.csv", "row 2 opens a quote that is never closed")
+def profile_unterminated_quote_at_end_of_file(w):
+    return profile_args(w, w.write("history.csv", HISTORY_HEADER + 'U1,P001,1\nU1,P002,"5'))
+
+
 @case("in/items.csv", "UTF-8")
 def embed_latin1_bytes(w):
     text = ITEMS_HEADER + "A,Caf\u00e9 cr\u00e8me,x\n"

@@ -180,7 +180,10 @@ def _read_arrow(
         elif fmt == "jsonl":
             table = pajson.read_json(_input_opener(path, compression)())
         else:
-            return _read_csv(_input_opener(path, compression), fmt, strings, select)
+            table, names = _read_csv(_input_opener(path, compression), fmt, strings, select)
+            if path != STDIO and compression is None and table.column_names[-1:] == names[-1:]:
+                _check_last_quote(path, table)
+            return table, names
         names = table.schema.names
         if select and len(set(names)) == len(names):
             table = table.select([n for n in select(names) if n in names])
@@ -218,6 +221,31 @@ def _read_csv(
     )
     table = pacsv.read_csv(open_source(), parse_options=parse, convert_options=convert)
     return table, names or table.schema.names
+
+
+def _check_last_quote(path: str, table: pa.Table) -> None:
+    """Fail on a quote left open at the end of the file, which the CSV parser accepts silently.
+
+    An open quote in the last column swallows the rest of the file into the last row's last
+    value; the raw file then ends with that quote and value instead of a closing quote. (An open
+    quote in an earlier column already fails with a column-count error.)
+    """
+    if table.num_rows == 0 or table.num_columns == 0:
+        return
+    value = table.column(table.num_columns - 1)[-1].as_py()
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # a quoted number is still inferred as a number
+    if not isinstance(value, str) or not value:
+        return
+    opened = ('"' + value.replace('"', '""')).rstrip("\r\n").encode()
+    with open(path, "rb") as handle:
+        handle.seek(max(0, os.path.getsize(path) - len(opened) - 8))
+        tail = handle.read().rstrip(b"\r\n")
+    if tail.endswith(opened):
+        raise InputError(
+            f"{_label(path)}: row {table.num_rows} opens a quote that is never closed; "
+            'close it (a quote inside a quoted value is written "")'
+        )
 
 
 def _input_opener(path: str, compression: str | None) -> Callable[[], pa.NativeFile]:
