@@ -986,3 +986,32 @@ def test_rank_to_a_closed_pipe_stops_quietly(tmp_path):
     assert stderr == b""
     assert returncode in (141, -13), (returncode, stderr)  # 141: stopped on the broken pipe
     assert sorted(p.name for p in tmp_path.iterdir()) == ["items.parquet", "users.parquet"]
+
+
+def test_log_format_json_writes_one_object_per_event(tmp_path, sample_items, tiny_bert):
+    import json as jsonlib
+    import os
+    import subprocess
+    import sys
+
+    failed = run_cli("--log-format", "json", "evaluate", tmp_path / "missing.csv", "--truth", "x")
+    assert failed.returncode == 2
+    (line,) = failed.stderr.decode().splitlines()
+    record = jsonlib.loads(line)
+    assert record["level"] == "error" and record["exit_code"] == 2
+    assert record["command"] == "evaluate" and "missing.csv" in record["message"]
+    assert {"time", "level", "command", "message"} <= set(record)
+
+    exe = str(Path(sys.executable).with_name("llmrec"))  # the environment variable works too
+    done = subprocess.run(
+        [exe, "embed", str(sample_items), "--model", str(tiny_bert), "-o", str(tmp_path / "i.pq")],
+        capture_output=True,
+        env={**os.environ, "LLMREC_LOG_FORMAT": "json"},
+    )
+    assert done.returncode == 0
+    records = [jsonlib.loads(line) for line in done.stderr.decode().splitlines()]
+    assert [r["level"] for r in records] == ["info"]
+    assert records[0]["command"] == "embed" and "60 items" in records[0]["message"]
+
+    bad = run_cli("--log-format", "xml", "evaluate", "a.csv", "--truth", "b.csv")
+    assert bad.returncode == 2 and bad.stderr.decode().count("\n") == 1

@@ -9,6 +9,7 @@ unless --debug is given.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import json
 import os
@@ -31,6 +32,27 @@ except ImportError:  # older typer uses click itself
     from click import exceptions as click_errors
 
 
+LOG_FORMATS = ("text", "json")
+# How messages for people reach stderr: set once per run by --log-format (or LLMREC_LOG_FORMAT).
+_log = {"format": os.environ.get("LLMREC_LOG_FORMAT", "text"), "command": "llmrec"}
+
+
+def log(level: str, message: str, **fields) -> None:
+    """Write one message on stderr: the plain line, or with --log-format json one JSON object
+    per line (time, level, command, message and any fields) for log collectors."""
+    if _log["format"] != "json":
+        print(message, file=sys.stderr, flush=True)
+        return
+    record = {
+        "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+        "level": level,
+        "command": _log["command"],
+        "message": message,
+        **fields,
+    }
+    print(json.dumps(record, ensure_ascii=False), file=sys.stderr, flush=True)
+
+
 class OneLineErrors(typer.core.TyperGroup):
     """Click's usage errors as one line on stderr (exit 2), like every other llmrec error."""
 
@@ -45,13 +67,13 @@ class OneLineErrors(typer.core.TyperGroup):
         except click_errors.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx else "llmrec"
             message = " ".join(exc.format_message().split())
-            print(f"{where}: error: {message} (see '{where} --help')", file=sys.stderr)
+            log("error", f"{where}: error: {message} (see '{where} --help')", exit_code=2)
             sys.exit(EXIT_BAD_INPUT)
         except click_errors.ClickException as exc:
-            print(f"llmrec: error: {exc.format_message()}", file=sys.stderr)
+            log("error", f"llmrec: error: {exc.format_message()}", exit_code=exc.exit_code)
             sys.exit(exc.exit_code)
         except typer.Abort:
-            print("llmrec: aborted", file=sys.stderr)
+            log("error", "llmrec: aborted", exit_code=EXIT_FAILURE)
             sys.exit(EXIT_FAILURE)
         sys.exit(result if isinstance(result, int) else 0)
 
@@ -108,12 +130,13 @@ def command(func: Callable) -> Callable:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         debug = kwargs.get("debug", False)
+        _log["command"] = func.__name__
         try:
             return func(*args, **kwargs)
         except LlmrecError as exc:
             if debug:
                 raise
-            stderr.print(f"llmrec {func.__name__}: error: {exc}", markup=False)
+            log("error", f"llmrec {func.__name__}: error: {exc}", exit_code=exc.exit_code)
             raise typer.Exit(exc.exit_code) from None
         except (typer.Exit, typer.Abort):
             raise
@@ -122,16 +145,17 @@ def command(func: Callable) -> Callable:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(141) from None
         except KeyboardInterrupt:
-            stderr.print("llmrec: interrupted", markup=False)
+            log("error", "llmrec: interrupted", exit_code=130)
             raise typer.Exit(130) from None
         except Exception as exc:
             if debug:
                 raise
             detail = " ".join(str(exc).split())[:300]
-            stderr.print(
+            log(
+                "error",
                 f"llmrec {func.__name__}: internal error: {type(exc).__name__}: "
                 f"{detail} (rerun with --debug for the traceback)",
-                markup=False,
+                exit_code=EXIT_FAILURE,
             )
             raise typer.Exit(EXIT_FAILURE) from None
 
@@ -155,8 +179,9 @@ def progress(quiet: bool) -> Iterator[Progress]:
 
 
 def say(quiet: bool, message: str) -> None:
+    """The closing summary of a command (or a note), unless --quiet."""
     if not quiet:
-        stderr.print(message, markup=False)
+        log("info", message)
 
 
 def _version(value: bool) -> None:
@@ -173,8 +198,23 @@ def main_options(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            help="text | json: messages on stderr as plain lines, or one JSON object per line "
+            "(time, level, command, message, exit_code) for log collectors "
+            "[env LLMREC_LOG_FORMAT]."
+        ),
+    ] = "",
 ) -> None:
     """Turn item descriptions into recommendations: embed → profile → rank → evaluate."""
+    if log_format and log_format not in LOG_FORMATS:
+        log(
+            "error", f"llmrec: error: --log-format {log_format!r}: choose text or json", exit_code=2
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if log_format:
+        _log["format"] = log_format
 
 
 @command
