@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
+
+from common import machine, peak_rss_kib, version
 
 KS = [5, 10, 20]
 DEPTH = 20  # items per ranked list
@@ -232,21 +230,6 @@ def run_pytrec_eval(rankings: str, truth: str) -> dict[str, float]:
     return means
 
 
-def peak_rss_kib() -> int:
-    """Peak resident memory of this process, in KiB.
-
-    VmHWM, where Linux has it: ru_maxrss survives exec, so in a child it is at least the RSS
-    of the parent that spawned it (here the parent that generated the data).
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
 def child(name: str, rankings: str, truth: str) -> None:
     """Time one contender in this (fresh) process and print one JSON line."""
     function = {"llmrec": run_llmrec, "ranx": run_ranx, "pytrec_eval": run_pytrec_eval}[name]
@@ -274,26 +257,6 @@ def child(name: str, rankings: str, truth: str) -> None:
 
 
 # --------------------------------------------------------------------------- parent
-
-
-def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}, {cores} cores, Python {platform.python_version()}"
-
-
-def version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
 
 
 def time_one(name: str, rankings: Path, truth: Path) -> dict:
