@@ -29,12 +29,16 @@ CHUNK_ROWS = 4096
 
 
 @dataclass
-class EmbedStats:
+class EmbedRun:
     """What an embed run did, for the closing summary."""
 
     rows: int
     unique_texts: int
+    encoded: int
+    reused: int  # distinct texts copied from a previous table
+    resumed_chunks: int
     truncated: int  # texts that filled max_length tokens, so were (probably) cut
+    reuse_note: str = ""  # why a previous output was not reused, if one was there
 
 
 def template_fields(template: str) -> list[str]:
@@ -324,7 +328,7 @@ def embed_items(
     normalize: bool = True,
     on_start: Callable[[int], None] | None = None,
     on_batch: Callable[[int], None] | None = None,
-) -> tuple[VectorTable, EmbedStats]:
+) -> tuple[VectorTable, EmbedRun]:
     """Read an item table and embed each row's text in memory; identical texts are encoded once.
 
     For catalogs of any size, `embed_to_file` streams the same vectors to Parquet instead.
@@ -345,7 +349,8 @@ def embed_items(
         meta=vector_meta(encoder, normalize, items.template),
         extra={"text_hash": items.hashes[items.codes]},
     )
-    return table, EmbedStats(len(items), len(items.texts), sum(c.truncated for c in chunks))
+    truncated = sum(c.truncated for c in chunks)
+    return table, EmbedRun(len(items), len(items.texts), len(items.texts), 0, 0, truncated)
 
 
 class ChunkStore:
@@ -419,19 +424,6 @@ def run_key(items: ItemTexts, meta: dict[str, str], chunk_rows: int) -> str:
     digest.update(f"chunk_rows={chunk_rows}\n".encode())
     digest.update("".join(items.hashes[items.codes]).encode())
     return digest.hexdigest()
-
-
-@dataclass
-class EmbedRun:
-    """What `embed_to_file` did, for the closing summary."""
-
-    rows: int
-    unique_texts: int
-    encoded: int
-    reused: int
-    resumed_chunks: int
-    truncated: int
-    reuse_note: str = ""  # why a previous output was not reused, if one was there
 
 
 def previous_vectors(

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import InputError
-from .tables import atomic_path
+from .tables import _first_line, atomic_path
 
 META_PREFIX = "llmrec."
 ID_COLUMNS = {"items": "item_id", "users": "user_id"}
@@ -162,14 +162,19 @@ def _read_embeddings(parquet: pq.ParquetFile, path: str, dim: int) -> np.ndarray
     out = np.empty((parquet.metadata.num_rows, dim), dtype=np.float32)
     row = 0
     for group in range(parquet.num_row_groups):
-        column = parquet.read_row_group(group, columns=["embedding"]).column(0).combine_chunks()
-        if column.null_count:
-            raise InputError(f"{path}: 'embedding' has empty rows; rebuild the table")
-        out[row : row + len(column)] = (
-            column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
-        )
-        row += len(column)
+        vectors = _group_embeddings(parquet, group, dim, path)
+        out[row : row + len(vectors)] = vectors
+        row += len(vectors)
     return out
+
+
+def _group_embeddings(parquet: pq.ParquetFile, group: int, dim: int, path: str) -> np.ndarray:
+    """One row group's `embedding` column as a (rows, dim) float32 matrix."""
+    column = parquet.read_row_group(group, columns=["embedding"]).column(0).combine_chunks()
+    if column.null_count:
+        raise InputError(f"{path}: 'embedding' has empty rows; rebuild the table")
+    flat = column.flatten().to_numpy(zero_copy_only=False)
+    return np.asarray(flat, dtype=np.float32).reshape(-1, dim)
 
 
 def read_meta(path: str) -> dict[str, str]:
@@ -227,9 +232,8 @@ class StoredVectors:
     that hold the hashes asked for (consecutive lookups usually hit the same group).
     """
 
-    def __init__(self, path: str, meta: dict[str, str]):
-        self.path, self.meta = path, meta
-        self._file = pq.ParquetFile(path)
+    def __init__(self, path: str, meta: dict[str, str], parquet: pq.ParquetFile):
+        self.path, self.meta, self._file = path, meta, parquet
         hashes = self._file.read(columns=["text_hash"]).column("text_hash").to_pandas()
         unique = ~hashes.duplicated().to_numpy()
         self._index = pd.Index(hashes[unique].to_numpy(dtype=object))
@@ -248,12 +252,12 @@ class StoredVectors:
         if meta.get("kind") != "items":
             raise InputError(f"{path}: holds {meta.get('kind')} vectors, not item vectors")
         try:
-            names = pq.read_schema(path).names
+            parquet = pq.ParquetFile(path)
         except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{path}: not a readable Parquet file ({_first(exc)})") from exc
-        if "text_hash" not in names:
+            raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from exc
+        if "text_hash" not in parquet.schema_arrow.names:
             raise InputError(f"{path}: has no text_hash column, so its rows can't be matched")
-        return cls(path, meta)
+        return cls(path, meta, parquet)
 
     def has(self, hashes: np.ndarray) -> np.ndarray:
         """Which of these text hashes have a stored vector."""
@@ -273,14 +277,8 @@ class StoredVectors:
 
     def _group(self, group: int) -> np.ndarray:
         if self._cached is None or self._cached[0] != group:
-            column = self._file.read_row_group(group, columns=["embedding"]).column(0)
-            flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
-            vectors = np.asarray(flat, dtype=np.float32).reshape(-1, self.dim)
+            vectors = _group_embeddings(self._file, group, self.dim, self.path)
             if not np.isfinite(vectors).all():
                 raise InputError(f"{self.path}: has NaN or infinite values; rebuild it")
             self._cached = (group, vectors)
         return self._cached[1]
-
-
-def _first(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
