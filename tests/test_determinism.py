@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import io
-
-import numpy as np
-import pandas as pd
-
 from conftest import run_cli
-from llmrec.vectors import read_vectors
 
 
 def pipeline(tmp_path, name, items_csv, history, heldout, model, batch_size):
@@ -39,7 +33,7 @@ def pipeline(tmp_path, name, items_csv, history, heldout, model, batch_size):
     return items, users, rankings, report
 
 
-def test_repeated_runs_are_byte_identical_and_batch_size_keeps_the_lists(
+def test_repeated_runs_and_other_batch_sizes_give_byte_identical_outputs(
     tmp_path, tiny_bert, sample_items, sample_interactions
 ):
     history, heldout = tmp_path / "h.csv", tmp_path / "t.csv"
@@ -50,22 +44,11 @@ def test_repeated_runs_are_byte_identical_and_batch_size_keeps_the_lists(
     args = (sample_items, history, heldout, tiny_bert)
     outputs = pipeline(tmp_path, "run", *args, 64)
     first = [path.read_bytes() for path in outputs]
-    saved = {
-        kind: read_vectors(str(path), kind)
-        for kind, path in zip(["items", "users"], outputs[:2], strict=True)
-    }
     pipeline(tmp_path, "run", *args, 64)  # again, over the same paths
     for path, before in zip(outputs, first, strict=True):
         assert path.read_bytes() == before, path.name  # no timestamps or hostnames inside
 
-    pipeline(tmp_path, "run", *args, 3)
-    for kind, path in zip(["items", "users"], outputs[:2], strict=True):
-        again = read_vectors(str(path), kind)
-        assert again.ids.tolist() == saved[kind].ids.tolist()
-        np.testing.assert_allclose(again.vectors, saved[kind].vectors, atol=1e-6)
-    # rankings: the same lists; a score's 6th decimal may move with the batch's float order
-    before = pd.read_csv(io.BytesIO(first[2]), dtype={"user_id": str, "item_id": str})
-    after = pd.read_csv(outputs[2], dtype={"user_id": str, "item_id": str})
-    columns = ["user_id", "rank", "item_id"]
-    pd.testing.assert_frame_equal(after[columns], before[columns])
-    np.testing.assert_allclose(after["score"], before["score"], atol=2e-6)
+    # Another batch size puts every text among other neighbours: still the same bytes.
+    for batch_size in (1, 3):
+        for path, before in zip(pipeline(tmp_path, "run", *args, batch_size), first, strict=True):
+            assert path.read_bytes() == before, (batch_size, path.name)

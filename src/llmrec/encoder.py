@@ -1,9 +1,12 @@
 """Language models as text encoders: loading, tokenising, batching and pooling hidden states.
 
 Works with encoder models (BERT family) and decoder models (GPT-2 family) from local folders;
-hub ids only when downloads are allowed. Texts are encoded in length-sorted batches with
-dynamic padding, as sentence-transformers does, and pooled with the attention mask so that
-padding never leaks into a vector.
+hub ids only when downloads are allowed. Texts are sorted by token length, as
+sentence-transformers does, and batched only with texts of the same length, so nothing is
+padded and a text's vector is bitwise the same whatever batch it lands in. (Padding to a
+batch's longest member would not change the maths, but attention sums over the padded
+length and BLAS orders those additions by that length, so a vector would move in the 7th
+decimal with its neighbours.) Pooling still goes through the attention mask.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,22 +232,22 @@ class Encoder:
     ) -> np.ndarray:
         """Encode tokenised texts to a float32 matrix (len(ids), dim), in input order.
 
-        Texts are sorted by token length and cut into batches padded only to their longest
-        member, which avoids most of the work spent on padding.
+        Texts are sorted by token length and cut into batches of equal length: no work
+        goes into padding, and a text's vector does not depend on batch_size or on the
+        other texts.
         """
         import torch
 
         if batch_size < 1:
             raise ModelError(f"--batch-size {batch_size}: must be at least 1")
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                input_ids, mask = _pad([ids[r] for r in rows], lengths[rows], self._pad_id)
-                input_ids = torch.from_numpy(input_ids).to(self.device)
-                mask = torch.from_numpy(mask).to(self.device)
+            for rows in equal_length_batches(lengths, batch_size):
+                input_ids = torch.tensor(
+                    [ids[r] for r in rows], dtype=torch.long, device=self.device
+                )
+                mask = torch.ones_like(input_ids)
                 hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
                 pooled = pool(hidden.float(), mask, self.pooling)
                 if normalize:
@@ -253,10 +256,6 @@ class Encoder:
                 if on_batch:
                     on_batch(len(rows))
         return out
-
-    @property
-    def _pad_id(self) -> int:
-        return int(self.tokenizer.pad_token_id)
 
 
 def _torch_dtype(name: str):
@@ -290,12 +289,12 @@ def pool(hidden, mask, pooling: str):
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
 
 
-def _pad(seqs: list[list[int]], lengths: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
-    """Right-pad token id lists into (ids, attention mask) arrays."""
-    mask = np.arange(int(lengths.max())) < lengths[:, None]
-    ids = np.full(mask.shape, pad_id, dtype=np.int64)
-    ids[mask] = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(lengths.sum()))
-    return ids, mask.astype(np.int64)
+def equal_length_batches(lengths: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    """Row batches of at most batch_size texts of one token length, longest texts first."""
+    order = np.argsort(-lengths, kind="stable")
+    for group in np.split(order, np.flatnonzero(np.diff(lengths[order])) + 1):
+        for start in range(0, len(group), batch_size):
+            yield group[start : start + batch_size]
 
 
 def _position_limit(config, tokenizer) -> int:
