@@ -10,6 +10,7 @@ the command in-process with typer's CliRunner; a few tests at the end run the re
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import shutil
 import subprocess
@@ -202,6 +203,12 @@ def embed_unterminated_quote(w):
 @case("in/history.csv", "row 2 opens a quote that is never closed")
 def profile_unterminated_quote_at_end_of_file(w):
     return profile_args(w, w.write("history.csv", HISTORY_HEADER + 'U1,P001,1\nU1,P002,"5'))
+
+
+@case("in/history.csv.gz", "row 2 opens a quote that is never closed")
+def profile_unterminated_quote_in_a_gzip_file(w):
+    text = HISTORY_HEADER + 'U1,P001,1\nU1,P002,"5'
+    return profile_args(w, w.write("history.csv.gz", gzip.compress(text.encode())))
 
 
 @case("in/items.csv", "UTF-8")
@@ -924,6 +931,18 @@ def test_executable_prints_one_line_and_nothing_on_stdout(tmp_path):
     assert len(lines) == 1
     assert lines[0].startswith("llmrec evaluate: error: missing.csv")
     assert sorted(tmp_path.iterdir()) == []
+
+
+def test_unterminated_quote_on_stdin_is_named(tmp_path, tiny_bert):
+    text = ITEMS_HEADER + 'A,a,x\nB,b,"never closed\nC,c,z\n'
+    out = tmp_path / "items.parquet"
+    result = run_cli("embed", "-", "--model", str(tiny_bert), "-o", str(out), stdin=text.encode())
+    assert result.returncode == 2
+    assert result.stderr.decode().strip().splitlines() == [
+        "llmrec embed: error: <stdin>: row 2 opens a quote that is never closed; "
+        'close it (a quote inside a quoted value is written "")'
+    ]
+    assert not out.exists()
 
 
 def test_debug_shows_the_traceback_that_is_hidden_otherwise(tmp_path):

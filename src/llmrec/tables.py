@@ -180,9 +180,10 @@ def _read_arrow(
         elif fmt == "jsonl":
             table = pajson.read_json(_input_opener(path, compression)())
         else:
-            table, names = _read_csv(_input_opener(path, compression), fmt, strings, select)
-            if path != STDIO and compression is None and table.column_names[-1:] == names[-1:]:
-                _check_last_quote(path, table)
+            opener = _input_opener(path, compression)
+            table, names = _read_csv(opener, fmt, strings, select)
+            if table.column_names[-1:] == names[-1:]:
+                _check_last_quote(path, opener, table)
             return table, names
         names = table.schema.names
         if select and len(set(names)) == len(names):
@@ -223,7 +224,7 @@ def _read_csv(
     return table, names or table.schema.names
 
 
-def _check_last_quote(path: str, table: pa.Table) -> None:
+def _check_last_quote(path: str, open_source: Callable[[], pa.NativeFile], table: pa.Table) -> None:
     """Fail on a quote left open at the end of the file, which the CSV parser accepts silently.
 
     An open quote in the last column swallows the rest of the file into the last row's last
@@ -238,14 +239,24 @@ def _check_last_quote(path: str, table: pa.Table) -> None:
     if not isinstance(value, str) or not value:
         return
     opened = ('"' + value.replace('"', '""')).rstrip("\r\n").encode()
-    with open(path, "rb") as handle:
-        handle.seek(max(0, os.path.getsize(path) - len(opened) - 8))
-        tail = handle.read().rstrip(b"\r\n")
-    if tail.endswith(opened):
+    if _tail(open_source, len(opened) + 8).rstrip(b"\r\n").endswith(opened):
         raise InputError(
             f"{_label(path)}: row {table.num_rows} opens a quote that is never closed; "
             'close it (a quote inside a quoted value is written "")'
         )
+
+
+def _tail(open_source: Callable[[], pa.NativeFile], size: int) -> bytes:
+    """The last `size` bytes of the (decompressed) input: a seek where the stream allows one,
+    otherwise a pass through it in 1 MiB blocks."""
+    with open_source() as stream:
+        if stream.seekable():
+            stream.seek(max(0, stream.size() - size))
+            return stream.read()
+        tail = b""
+        while block := stream.read(1 << 20):
+            tail = (tail + block)[-size:]
+        return tail
 
 
 def _input_opener(path: str, compression: str | None) -> Callable[[], pa.NativeFile]:
