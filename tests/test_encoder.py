@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -176,3 +179,26 @@ def test_bundled_weights_are_checked_against_their_published_hash(tmp_path, monk
     monkeypatch.setattr(encoder_module, "bundled_model_path", lambda: tampered)
     with pytest.raises(ModelError, match="sha256"):
         Encoder.load()
+
+
+@pytest.mark.slow
+def test_bundled_model_vectors_do_not_depend_on_the_thread_count():
+    # Short texts alone in a batch are where MKL's default path changed with the thread count
+    # ('Black Mirror.' from MovieLens differed in the 7th decimal between 1 and 2 threads).
+    script = """
+import sys, numpy as np, torch
+from llmrec.encoder import Encoder
+texts = ["Black Mirror.", "Up.", "Heat (1995). Action, Crime, Thriller"] + sys.argv[1:]
+encoder = Encoder.load(None)
+torch.set_num_threads(1)
+one = encoder.encode(texts, batch_size=1)
+torch.set_num_threads(2)
+two = encoder.encode(texts, batch_size=1)
+print((one != two).any(axis=1).sum())
+"""
+    extra = _texts_of_many_lengths(40, 60)
+    result = subprocess.run(
+        [sys.executable, "-c", script, *extra], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0"

@@ -90,6 +90,25 @@ app = typer.Typer(
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+Engine = Annotated[
+    str,
+    typer.Option(
+        help="local | ray: run on this machine, or on a Ray cluster (pip install 'llmrec[ray]')."
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        help="With --engine ray: 'auto' (the cluster this machine belongs to) or "
+        "ray://HOST:10001 [default: start a private local Ray on 127.0.0.1]."
+    ),
+]
+Concurrency = Annotated[
+    int | None,
+    typer.Option(
+        help="With --engine ray: workers at once [default: one per GPU share, else per CPU]."
+    ),
+]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
 UserCol = Annotated[str, typer.Option(help="History column holding user ids.")]
 ItemCol = Annotated[str, typer.Option(help="History column holding item ids.")]
@@ -282,6 +301,12 @@ def embed(
             "it, and a killed run resumes from the last finished chunk [default: 4096]."
         ),
     ] = None,
+    engine: Engine = "local",
+    ray_address: RayAddress = None,
+    num_gpus_per_worker: Annotated[
+        float, typer.Option(help="With --engine ray: GPUs per encoding worker (0: CPU only).")
+    ] = 0.0,
+    concurrency: Concurrency = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -298,6 +323,9 @@ def embed(
     if reuse and no_reuse:
         raise LlmrecError("give either --reuse or --no-reuse, not both")
     _check_outputs([output], [items] + ([reuse] if reuse else []))
+    ray = _ray_options(engine, ray_address, concurrency, num_gpus_per_worker)
+    if ray and reuse:
+        raise LlmrecError("--engine ray encodes every text; --reuse works with --engine local")
     started = time.perf_counter()
     encoder = Encoder.load(
         model,
@@ -309,6 +337,22 @@ def embed(
         allow_pickle=allow_pickle,
     )
     texts = read_item_texts(items, id_col=id_col, template=text, text_cols=_split_list(text_cols))
+    if ray:
+        _embed_on_ray(
+            texts,
+            output,
+            encoder,
+            model,
+            ray,
+            chunk_rows,
+            batch_size,
+            normalize,
+            allow_download,
+            allow_pickle,
+            quiet,
+            started,
+        )
+        return
     with progress(quiet) as bar:
         task = bar.add_task("embedding", total=None)
         run = embed_to_file(
@@ -337,6 +381,62 @@ def embed(
         f"{time.perf_counter() - started:.1f} s"
         + (f"; {run.reuse_note}" if run.reuse_note else ""),
     )
+
+
+def _embed_on_ray(
+    texts,
+    output,
+    encoder,
+    model,
+    ray,
+    chunk_rows,
+    batch_size,
+    normalize,
+    allow_download,
+    allow_pickle,
+    quiet,
+    started,
+) -> None:
+    from .cluster import embed_on_ray
+    from .embed import CHUNK_ROWS
+
+    run = embed_on_ray(
+        texts,
+        output,
+        encoder,
+        model=model,
+        options=ray,
+        chunk_rows=CHUNK_ROWS if chunk_rows is None else chunk_rows,
+        batch_size=batch_size,
+        normalize=normalize,
+        allow_download=allow_download,
+        allow_pickle=allow_pickle,
+    )
+    say(
+        quiet,
+        f"llmrec embed: {run.rows:,} items ({run.truncated:,} truncated at "
+        f"{encoder.max_length} tokens) → {output}/ (Parquet shards), dim {encoder.dim}, "
+        f"{encoder.name} {encoder.dtype}, on Ray, {time.perf_counter() - started:.1f} s",
+    )
+
+
+def _ray_options(engine: str, address: str | None, concurrency: int | None, gpus: float = 0.0):
+    """RayOptions for --engine ray (None for local); Ray-only options need --engine ray."""
+    _check_choice("--engine", engine, ("local", "ray"))
+    if engine == "local":
+        if address or concurrency or gpus:
+            raise LlmrecError(
+                "--ray-address, --concurrency and --num-gpus-per-worker need --engine ray"
+            )
+        return None
+    if concurrency is not None and concurrency < 1:
+        raise LlmrecError(f"--concurrency {concurrency}: must be at least 1")
+    if gpus < 0:
+        raise LlmrecError(f"--num-gpus-per-worker {gpus}: must be 0 or more")
+    from .cluster import RayOptions, require_ray
+
+    require_ray()
+    return RayOptions(address, concurrency, gpus)
 
 
 @command
@@ -473,6 +573,9 @@ def rank(
     weight_col: WeightCol = None,
     weight_mode: WeightMode = "auto",
     history_text_col: HistoryTextCol = None,
+    engine: Engine = "local",
+    ray_address: RayAddress = None,
+    concurrency: Concurrency = None,
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
@@ -487,6 +590,7 @@ def rank(
     if baseline is None and items is None:
         raise LlmrecError("give --items items.parquet (or rank with --baseline popular|random)")
     _check_outputs([output], [items, users, user_history])
+    ray = _ray_options(engine, ray_address, concurrency)
     started = time.perf_counter()
     with progress(quiet) as bar:
         task = bar.add_task("ranking", total=None)
@@ -505,6 +609,7 @@ def rank(
             diversify_strength=diversify,
             interests=interests,
             fast=fast,
+            ray=ray,
             profile_options=dict(
                 user_col=user_col,
                 item_col=item_col,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +31,8 @@ from .vectors import VectorTable, check_compatible, read_vectors
 
 if TYPE_CHECKING:
     import torch
+
+    from .cluster import RayOptions
 
 DEFAULT_BLOCK_BYTES = 256 * 2**20
 RANKING_COLUMNS = ["user_id", "rank", "item_id", "score"]
@@ -659,6 +662,7 @@ def rank_blocks(
     explainer: Explainer | None = None,
     diversity: tuple[float, np.ndarray] | None = None,
     fast: bool = False,
+    ray: RayOptions | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield ranking rows (user_id, rank, item_id, score[, because]) block by block, in user
     order.
@@ -666,16 +670,24 @@ def rank_blocks(
     Users and items must be sorted by id so that the output is sorted by user and ties fall
     to the smaller item id. Seen items get −inf and never appear in the output. `diversity`
     (λ, item vectors) re-ranks the top candidates by maximal marginal relevance. A
-    `VectorScorer` is ranked by tiles (`vector_top_k`), which `fast` lets score in bfloat16.
+    `VectorScorer` is ranked by tiles (`vector_top_k`), which `fast` lets score in bfloat16,
+    and which `ray` spreads over a Ray cluster in user blocks.
     """
     if k < 1:
         raise InputError(f"-k {k}: must be at least 1")
     kk = min(k, len(item_ids))
     fetch = min(max(5 * k, 50), len(item_ids)) if diversity else kk
     if isinstance(scorer, VectorScorer):
-        tops = vector_top_k(
+        run = vector_top_k
+        if ray is not None:
+            from .cluster import top_k_on_ray
+
+            run = partial(top_k_on_ray, options=ray)
+        tops = run(
             scorer.users, scorer.items, fetch, seen=seen, budget_bytes=budget_bytes, fast=fast
         )
+    elif ray is not None:
+        raise InputError(RAY_ONLY_VECTORS)
     elif fast:
         raise InputError(FAST_ONLY_VECTORS)
     else:
@@ -695,6 +707,12 @@ def rank_blocks(
 FAST_ONLY_VECTORS = (
     "--fast scores user and item vectors in bfloat16; it does not apply to --baseline, "
     "--interests or blends with cooc, ease or pop"
+)
+
+
+RAY_ONLY_VECTORS = (
+    "--engine ray ranks by user and item vectors; not with --baseline, --interests or blends "
+    "with cooc, ease or pop (use --engine local)"
 )
 
 
@@ -774,6 +792,7 @@ def rank_to_file(
     interests: int = 0,
     budget_bytes: int = DEFAULT_BLOCK_BYTES,
     fast: bool = False,
+    ray: RayOptions | None = None,
     on_start: Callable[[int], None] | None = None,
     on_block: Callable[[int], None] | None = None,
 ) -> RankResult:
@@ -786,7 +805,8 @@ def rank_to_file(
     `diversify_strength` > 0 re-ranks each list by maximal marginal relevance. `interests`
     N > 0 scores text by each user's best match among their N most recent items instead of one
     mean profile. `fast` scores text in bfloat16 and re-scores the best candidates in float32
-    (plain text scoring only; see `vector_top_k`).
+    (plain text scoring only; see `vector_top_k`). `ray` ranks the user blocks on a Ray
+    cluster (plain text scoring only; see `cluster.top_k_on_ray`).
     """
     if k < 1:
         raise InputError(f"-k {k}: must be at least 1")
@@ -822,6 +842,8 @@ def rank_to_file(
             budget_bytes //= len(blend) + 1  # a score block per part, plus the sum
     if fast and not isinstance(scorer, VectorScorer):
         raise InputError(FAST_ONLY_VECTORS)
+    if ray is not None and not isinstance(scorer, VectorScorer):
+        raise InputError(RAY_ONLY_VECTORS)
     seen = Seen(*history.seen(user_ids, len(item_ids))) if history and exclude_seen else None
     if on_start:
         on_start(len(user_ids))
@@ -836,6 +858,7 @@ def rank_to_file(
         explainer=explainer,
         diversity=diversity,
         fast=fast,
+        ray=ray,
     )
     with open_output(output) as handle:
         rows = write_rankings(blocks, handle, explained=explainer is not None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -110,7 +111,8 @@ def write_vectors(table: VectorTable, path: str) -> None:
 
 
 def read_vectors(path: str, kind: str | None = None) -> VectorTable:
-    """Load a vector table, checking it is one (and of `kind`, if given) with finite values."""
+    """Load a vector table (a file or a folder of shards), checking it is one (and of `kind`,
+    if given) with finite values."""
     meta = read_meta(path)
     found = meta.get("kind")
     if kind and found != kind:
@@ -122,7 +124,40 @@ def read_vectors(path: str, kind: str | None = None) -> VectorTable:
                 else " (make it with 'llmrec profile')"
             )
         )
-    id_col = ID_COLUMNS[found]
+    shards = [_read_shard(shard, meta) for shard in shard_files(path)]
+    if len(shards) == 1:
+        return shards[0]
+    ids = np.concatenate([shard.ids for shard in shards])
+    repeated = pd.Index(ids).duplicated()
+    if repeated.any():
+        raise InputError(
+            f"{path}: {ID_COLUMNS[found]} {ids[repeated.argmax()]!r} is in two shards; "
+            "rebuild the folder"
+        )
+    return VectorTable(
+        found,
+        ids,
+        np.concatenate([shard.vectors for shard in shards]),
+        meta,
+        {name: np.concatenate([shard.extra[name] for shard in shards]) for name in shards[0].extra},
+    )
+
+
+def shard_files(path: str) -> list[str]:
+    """The Parquet files of a vector table: the file itself, or a folder's shards by name."""
+    if not os.path.isdir(path):
+        return [path]
+    shards = sorted(
+        str(entry) for entry in Path(path).glob("*.parquet") if not entry.name.startswith(".")
+    )
+    if not shards:
+        raise InputError(f"{path}: folder holds no .parquet shards; give a vector table")
+    return shards
+
+
+def _read_shard(path: str, meta: dict[str, str]) -> VectorTable:
+    """One Parquet file of a vector table whose (checked) metadata is `meta`."""
+    id_col = ID_COLUMNS[meta["kind"]]
     dim = int(meta.get("dim", "0"))
     try:
         parquet = pq.ParquetFile(path)
@@ -150,7 +185,7 @@ def read_vectors(path: str, kind: str | None = None) -> VectorTable:
         for name in table.column_names
         if name not in (id_col, "embedding")
     }
-    return VectorTable(found, ids, vectors, meta, extra)
+    return VectorTable(meta["kind"], ids, vectors, meta, extra)
 
 
 def _read_embeddings(parquet: pq.ParquetFile, path: str, dim: int) -> np.ndarray:
@@ -178,7 +213,32 @@ def _group_embeddings(parquet: pq.ParquetFile, group: int, dim: int, path: str) 
 
 
 def read_meta(path: str) -> dict[str, str]:
-    """Return a vector table's `llmrec.*` metadata (prefix removed), or fail if it is none."""
+    """Return a vector table's `llmrec.*` metadata (prefix removed), or fail if it is none.
+
+    For a folder, every shard must carry the same metadata; `rows` is their total.
+    """
+    if not os.path.exists(path):
+        raise InputError(f"{path}: vector file not found")
+    shards = shard_files(path)
+    meta = _file_meta(shards[0])
+    if len(shards) == 1:
+        return meta
+    rows = 0
+    for shard in shards:
+        other = _file_meta(shard) if shard != shards[0] else meta
+        differs = sorted(
+            k for k in meta.keys() | other.keys() if k != "rows" and meta.get(k) != other.get(k)
+        )
+        if differs:
+            raise InputError(
+                f"{shard}: its {differs[0]!r} differs from {shards[0]}'s; the shards of "
+                "one vector table come from one run"
+            )
+        rows += int(other.get("rows", "0"))
+    return {**meta, "rows": str(rows)}
+
+
+def _file_meta(path: str) -> dict[str, str]:
     if not os.path.isfile(path):
         raise InputError(f"{path}: vector file not found")
     try:

@@ -1,0 +1,185 @@
+"""`--engine ray`: the same vectors and byte-identical rankings as the local engine.
+
+The module starts one local Ray (2 CPUs, bound to 127.0.0.1) and the commands run as real
+subprocesses that join it with --ray-address. Marked `ray`: `pytest -m "not ray"` skips them,
+and they skip by themselves where Ray is not installed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from llmrec.cluster import staged_folder
+from llmrec.vectors import read_meta, read_vectors
+
+ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def ray_address():
+    context = ray.init(
+        num_cpus=2,
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
+    yield context.address_info["gcs_address"]
+    ray.shutdown()
+
+
+def llmrec(*args) -> None:
+    result = run_cli(*map(str, args), "-q")
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stderr == b""  # nothing from Ray reaches a quiet run's stderr
+
+
+def both_engines(tmp_path, ray_address, items_csv, model, *options, workers=2):
+    """Embed with each engine: (the local file, the Ray folder)."""
+    local, folder = tmp_path / "items.parquet", tmp_path / "ray_items"
+    model_args = ["--model", model] if model else []
+    llmrec("embed", items_csv, *model_args, "-o", local, *options)
+    llmrec(
+        "embed", items_csv, *model_args, "-o", folder, *options,
+        "--engine", "ray", "--ray-address", ray_address, "--concurrency", workers,
+    )  # fmt: skip
+    return local, folder
+
+
+def test_ray_embed_writes_ordered_shards_equal_to_the_local_table(
+    tmp_path, ray_address, tiny_bert, sample_items
+):
+    options = ["--chunk-rows", "16", "--batch-size", "5"]
+    local, folder = both_engines(tmp_path, ray_address, sample_items, tiny_bert, *options)
+    shards = sorted(p.name for p in folder.iterdir())
+    assert shards == [f"part-{start:012d}.parquet" for start in (0, 16, 32, 48)]  # 60 items
+    assert [read_meta(str(folder / s))["rows"] for s in shards] == ["16", "16", "16", "12"]
+    expected = {k: v for k, v in read_meta(str(local)).items()}
+    assert read_meta(str(folder)) == expected  # same model, settings and row count
+
+    here, there = read_vectors(str(local)), read_vectors(str(folder))
+    assert there.ids.tolist() == here.ids.tolist()  # input order
+    np.testing.assert_array_equal(there.vectors, here.vectors)  # bitwise, not just within 1e-6
+    assert there.extra["text_hash"].tolist() == here.extra["text_hash"].tolist()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["items.parquet", "ray_items"]
+
+
+def test_ray_rank_is_byte_identical_to_local_from_a_history_or_profiles(
+    tmp_path, ray_address, tiny_bert, sample_items, sample_interactions
+):
+    history = tmp_path / "history.csv"
+    llmrec("split", sample_interactions, "--history-out", history, "--heldout-out", "/dev/null")
+    local, folder = both_engines(tmp_path, ray_address, sample_items, tiny_bert)
+    ray_args = ["--engine", "ray", "--ray-address", ray_address, "-k", "7"]
+
+    llmrec("rank", "--user-history", history, "--items", local, "-k", "7", "-o", tmp_path / "a.csv")
+    llmrec(
+        "rank", "--user-history", history, "--items", folder, *ray_args, "-o", tmp_path / "b.csv"
+    )
+    assert (tmp_path / "b.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
+
+    llmrec("profile", history, "--items", folder, "-o", tmp_path / "users.parquet")
+    users = ["--users", tmp_path / "users.parquet", "--user-history", history]
+    llmrec("rank", *users, "--items", folder, *ray_args, "-o", tmp_path / "c.csv")
+    assert (tmp_path / "c.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
+
+
+@pytest.mark.slow
+def test_movielens_ray_engine_gives_the_local_rankings(tmp_path, ray_address, shared_data):
+    movielens = shared_data / "movielens-small"
+    history = tmp_path / "history.csv"
+    llmrec(
+        "split", movielens / "interactions.csv", "--history-out", history,
+        "--heldout-out", "/dev/null",
+    )  # fmt: skip
+    template = ["--text", "{title}. {genres}"]
+    local, folder = both_engines(tmp_path, ray_address, movielens / "items.csv", None, *template)
+    np.testing.assert_array_equal(
+        read_vectors(str(folder)).vectors, read_vectors(str(local)).vectors
+    )
+    llmrec("rank", "--user-history", history, "--items", local, "-o", tmp_path / "a.csv")
+    llmrec(
+        "rank", "--user-history", history, "--items", folder, "--engine", "ray",
+        "--ray-address", ray_address, "-o", tmp_path / "b.csv",
+    )  # fmt: skip
+    assert (tmp_path / "b.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["embed", "items.csv", "--ray-address", "auto"], "need --engine ray"),
+        (["embed", "items.csv", "--engine", "spark"], "--engine 'spark'"),
+        (["embed", "items.csv", "--engine", "ray", "--concurrency", "0"], "--concurrency 0"),
+        (["embed", "items.csv", "--engine", "ray", "--reuse", "old.parquet"], "--engine local"),
+        (
+            ["rank", "--user-history", "h.csv", "--items", "i", "--concurrency", "2"],
+            "need --engine",
+        ),
+    ],
+)
+def test_ray_options_are_checked_before_anything_runs(tmp_path, args, message):
+    result = run_cli(*args, cwd=tmp_path)
+    lines = result.stderr.decode().splitlines()
+    assert result.returncode == 2
+    assert len(lines) == 1 and message in lines[0], lines
+
+
+def test_rank_on_ray_refuses_scores_that_are_not_vectors(
+    tmp_path, ray_address, tiny_bert, sample_items, sample_interactions
+):
+    llmrec("embed", sample_items, "--model", tiny_bert, "-o", tmp_path / "items.parquet")
+    result = run_cli(
+        "rank", "--user-history", sample_interactions, "--items", tmp_path / "items.parquet",
+        "--blend", "text=1,cooc=1", "--engine", "ray", "--ray-address", ray_address,
+        "-o", tmp_path / "r.csv",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--engine ray ranks by user and item vectors" in result.stderr.decode()
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_engine_ray_without_ray_says_how_to_install_it(tmp_path, sample_items):
+    blocker = tmp_path / "no-ray" / "ray"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    env = {**os.environ, "PYTHONPATH": str(blocker.parent)}
+    exe = Path(sys.executable).with_name("llmrec")
+    result = subprocess.run(
+        [exe, "embed", sample_items, "-o", tmp_path / "items", "--engine", "ray"],
+        capture_output=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines() == [
+        "llmrec embed: error: --engine ray needs Ray: pip install 'llmrec[ray]'"
+    ]
+    assert not (tmp_path / "items").exists()
+
+
+def test_staged_folder_replaces_the_output_only_on_success(tmp_path):
+    output = tmp_path / "items"
+    output.mkdir()
+    (output / "part-000000000000.parquet").write_text("yesterday")
+    stale = tmp_path / ".items.999999999.abc.tmp"  # from a killed run whose pid is gone
+    stale.mkdir()
+    with pytest.raises(RuntimeError), staged_folder(str(output)) as staging:
+        (Path(staging) / "part-000000000000.parquet").write_text("half of today")
+        raise RuntimeError("worker died")
+    assert (output / "part-000000000000.parquet").read_text() == "yesterday"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["items"]  # stale and failed removed
+
+    with staged_folder(str(output)) as staging:
+        (Path(staging) / "part-000000000000.parquet").write_text("today")
+    assert [p.read_text() for p in output.iterdir()] == ["today"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["items"]
