@@ -58,11 +58,11 @@ def both_engines(tmp_path, ray_address, items_csv, model, *options, workers=2):
 def test_ray_embed_writes_ordered_shards_equal_to_the_local_table(
     tmp_path, ray_address, tiny_bert, sample_items
 ):
-    options = ["--chunk-rows", "16", "--batch-size", "5"]
+    options = ["--chunk-rows", "7", "--batch-size", "5"]
     local, folder = both_engines(tmp_path, ray_address, sample_items, tiny_bert, *options)
     shards = sorted(p.name for p in folder.iterdir())
-    assert shards == [f"part-{start:012d}.parquet" for start in (0, 16, 32, 48)]  # 60 items
-    assert [read_meta(str(folder / s))["rows"] for s in shards] == ["16", "16", "16", "12"]
+    assert shards == [f"part-{start:012d}.parquet" for start in range(0, 60, 7)]  # 60 items
+    assert [read_meta(str(folder / s))["rows"] for s in shards] == ["7"] * 8 + ["4"]
     expected = {k: v for k, v in read_meta(str(local)).items()}
     assert read_meta(str(folder)) == expected  # same model, settings and row count
 

@@ -68,9 +68,19 @@ def ray_session(options: RayOptions) -> Iterator[object]:
     """Connect to the cluster at `options.address` (or start a local one) for the block; a
     session started here is shut down after it, one already running is left alone."""
     ray = require_ray()
-    if ray.is_initialized():
+    started = not ray.is_initialized()
+    if started:
+        _start(ray, options.address)
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
         yield ray
-        return
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _start(ray, address: str | None) -> None:
     settings = {
         # workers load MKL before llmrec can set this for them (see llmrec/__init__.py)
         "runtime_env": {"env_vars": {"MKL_CBWR": os.environ["MKL_CBWR"]}},
@@ -79,21 +89,13 @@ def ray_session(options: RayOptions) -> Iterator[object]:
         "logging_level": logging.ERROR,
     }
     try:
-        if options.address:
-            ray.init(address=options.address, **settings)
+        if address:
+            ray.init(address=address, **settings)
         else:  # a private local cluster; no traffic leaves the machine
             ray.init(_node_ip_address="127.0.0.1", **settings)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = options.address or "a local Ray"
+        where = address or "a local Ray"
         raise LlmrecError(f"--ray-address: cannot start or reach {where}: {_first(exc)}") from exc
-    try:
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        context.execution_options.preserve_order = True
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
-        yield ray
-    finally:
-        ray.shutdown()
 
 
 # --- embed --------------------------------------------------------------------------------
@@ -173,21 +175,10 @@ def embed_on_ray(
         "allow_download": allow_download,
         "allow_pickle": allow_pickle,
     }
-    blocks = [
-        pa.table(
-            {
-                "row": pa.array(np.arange(start, min(start + chunk_rows, len(items)))),
-                "id": pa.array(items.ids[start : start + chunk_rows].astype(str)),
-                "text": pa.array(items.texts[items.codes[start : start + chunk_rows]].astype(str)),
-                "text_hash": pa.array(
-                    items.hashes[items.codes[start : start + chunk_rows]].astype(str)
-                ),
-            }
-        )
-        for start in range(0, len(items), chunk_rows)
-    ]
     with ray_session(options) as ray, staged_folder(output) as folder:
-        workers = min(options.concurrency or _default_workers(ray, options), len(blocks))
+        workers = options.concurrency or _default_workers(ray, options)
+        blocks = _blocks(items, _block_rows(len(items), workers, chunk_rows))
+        workers = min(workers, len(blocks))
         with warnings.catch_warnings():
             # max_restarts=0 (a failed actor fails the run; a rerun starts clean) is how Ray
             # Data's actor pool documents turning restarts off, but it goes through the
@@ -218,6 +209,30 @@ def embed_on_ray(
         resumed_chunks=0,
         truncated=sum(row["truncated"] for row in written),
     )
+
+
+def _block_rows(n_items: int, workers: int, chunk_rows: int) -> int:
+    """Rows per block: at most chunk_rows, and small enough for 4 blocks per worker, so that
+    a catalog of a few blocks does not leave workers idle while one finishes the last."""
+    return max(1, min(chunk_rows, -(-n_items // (4 * workers))))
+
+
+def _blocks(items: ItemTexts, rows: int) -> list[pa.Table]:
+    """The items as Arrow tables of `rows` consecutive rows: position, id, text, text hash."""
+    blocks = []
+    for start in range(0, len(items), rows):
+        codes = items.codes[start : start + rows]
+        blocks.append(
+            pa.table(
+                {
+                    "row": pa.array(np.arange(start, start + len(codes))),
+                    "id": pa.array(items.ids[start : start + rows].astype(str)),
+                    "text": pa.array(items.texts[codes].astype(str)),
+                    "text_hash": pa.array(items.hashes[codes].astype(str)),
+                }
+            )
+        )
+    return blocks
 
 
 def _default_workers(ray, options: RayOptions) -> int:
