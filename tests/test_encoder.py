@@ -135,6 +135,36 @@ def test_pickle_weights_are_refused_unless_allowed(tiny_bert, tmp_path):
     assert Encoder.load(str(folder), allow_pickle=True).dim == 32
 
 
+def test_code_shipped_in_a_model_folder_never_runs(tiny_bert, tmp_path):
+    import json
+    import shutil
+
+    from conftest import run_cli
+
+    folder = tmp_path / "remote-code"
+    shutil.copytree(tiny_bert, folder)
+    marker = tmp_path / "code-ran"
+    (folder / "modeling_custom.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\n"
+        "from transformers import BertModel\n"
+        "class CustomModel(BertModel):\n"
+        "    pass\n"
+    )
+    config = json.loads((folder / "config.json").read_text())
+    config["model_type"] = "custom-bert"  # only the folder's own code could build this model
+    config["auto_map"] = {"AutoModel": "modeling_custom.CustomModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,title\nA,a lamp\n")
+    result = run_cli("embed", items, "--model", folder, "-o", tmp_path / "items.parquet")
+    assert result.returncode == 2
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1 and str(folder) in lines[0], lines
+    assert "llmrec never runs" in lines[0]
+    assert not marker.exists()
+    assert not (tmp_path / "items.parquet").exists()
+
+
 def test_hub_ids_need_allow_download(monkeypatch):
     with pytest.raises(ModelError, match="--allow-download"):
         resolve_model("someone/some-model")

@@ -337,36 +337,41 @@ def embed(
         allow_pickle=allow_pickle,
     )
     texts = read_item_texts(items, id_col=id_col, template=text, text_cols=_split_list(text_cols))
-    if ray:
-        _embed_on_ray(
-            texts,
-            output,
-            encoder,
-            model,
-            ray,
-            chunk_rows,
-            batch_size,
-            normalize,
-            allow_download,
-            allow_pickle,
-            quiet,
-            started,
-        )
-        return
+    chunk_rows = CHUNK_ROWS if chunk_rows is None else chunk_rows
     with progress(quiet) as bar:
         task = bar.add_task("embedding", total=None)
-        run = embed_to_file(
-            texts,
-            output,
-            encoder,
-            reuse=reuse,
-            reuse_output=not no_reuse,
-            chunk_rows=CHUNK_ROWS if chunk_rows is None else chunk_rows,
-            batch_size=batch_size,
-            normalize=normalize,
-            on_start=lambda n: bar.update(task, total=n),
-            on_batch=lambda n: bar.advance(task, n),
-        )
+        report = {
+            "on_start": lambda n: bar.update(task, total=n),
+            "on_batch": lambda n: bar.advance(task, n),
+        }
+        if ray:
+            from .cluster import embed_on_ray
+
+            run = embed_on_ray(
+                texts,
+                output,
+                encoder,
+                model=model,
+                options=ray,
+                chunk_rows=chunk_rows,
+                batch_size=batch_size,
+                normalize=normalize,
+                allow_download=allow_download,
+                allow_pickle=allow_pickle,
+                **report,
+            )
+        else:
+            run = embed_to_file(
+                texts,
+                output,
+                encoder,
+                reuse=reuse,
+                reuse_output=not no_reuse,
+                chunk_rows=chunk_rows,
+                batch_size=batch_size,
+                normalize=normalize,
+                **report,
+            )
     sources = [f"{run.encoded:,} encoded"]
     if run.reused:
         sources.append(f"{run.reused:,} reused from {reuse or output}")
@@ -377,46 +382,10 @@ def embed(
         quiet,
         f"llmrec embed: {run.rows:,} items ({run.unique_texts:,} distinct texts: "
         f"{', '.join(sources)}; {run.truncated:,} truncated at {encoder.max_length} tokens) "
-        f"→ {output}, dim {encoder.dim}, {encoder.name} {encoder.dtype} on {encoder.device}, "
+        f"→ {output}, dim {encoder.dim}, {encoder.name} {encoder.dtype} "
+        f"{'on Ray (Parquet shards)' if ray else 'on ' + encoder.device}, "
         f"{time.perf_counter() - started:.1f} s"
         + (f"; {run.reuse_note}" if run.reuse_note else ""),
-    )
-
-
-def _embed_on_ray(
-    texts,
-    output,
-    encoder,
-    model,
-    ray,
-    chunk_rows,
-    batch_size,
-    normalize,
-    allow_download,
-    allow_pickle,
-    quiet,
-    started,
-) -> None:
-    from .cluster import embed_on_ray
-    from .embed import CHUNK_ROWS
-
-    run = embed_on_ray(
-        texts,
-        output,
-        encoder,
-        model=model,
-        options=ray,
-        chunk_rows=CHUNK_ROWS if chunk_rows is None else chunk_rows,
-        batch_size=batch_size,
-        normalize=normalize,
-        allow_download=allow_download,
-        allow_pickle=allow_pickle,
-    )
-    say(
-        quiet,
-        f"llmrec embed: {run.rows:,} items ({run.truncated:,} truncated at "
-        f"{encoder.max_length} tokens) → {output}/ (Parquet shards), dim {encoder.dim}, "
-        f"{encoder.name} {encoder.dtype}, on Ray, {time.perf_counter() - started:.1f} s",
     )
 
 

@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import warnings
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,6 +156,8 @@ def embed_on_ray(
     normalize: bool = True,
     allow_download: bool = False,
     allow_pickle: bool = False,
+    on_start: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> EmbedRun:
     """Embed `items` on Ray into the folder `output` (replacing what is there only at the end).
 
@@ -200,7 +202,9 @@ def embed_on_ray(
                 num_gpus=options.gpus_per_worker or None,
                 max_restarts=0,
             )
-        written = _run(shards.take_all)
+        if on_start:
+            on_start(len(items))
+        written = _run(lambda: list(_reported(shards.iter_rows(), on_batch)))
     return EmbedRun(
         rows=sum(row["rows"] for row in written),
         unique_texts=len(items.texts),
@@ -209,6 +213,14 @@ def embed_on_ray(
         resumed_chunks=0,
         truncated=sum(row["truncated"] for row in written),
     )
+
+
+def _reported(shards: Iterator[dict], on_batch: Callable[[int], None] | None) -> Iterator[dict]:
+    """The shards' summary rows as they finish, telling on_batch how many items each held."""
+    for shard in shards:
+        if on_batch:
+            on_batch(shard["rows"])
+        yield shard
 
 
 def _block_rows(n_items: int, workers: int, chunk_rows: int) -> int:

@@ -308,6 +308,14 @@ def _position_limit(config, tokenizer) -> int:
     return min((int(x) for x in limits if x), default=512)
 
 
+def _ships_code(folder: Path) -> bool:
+    """Whether the folder's config points transformers at Python files of its own."""
+    try:
+        return "auto_map" in json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def _load_hf(folder: Path, allow_pickle: bool):
     """Load tokenizer and base model (AutoModel, not an LM head) quietly from a local folder."""
     from transformers import AutoModel, AutoTokenizer
@@ -321,6 +329,11 @@ def _load_hf(folder: Path, allow_pickle: bool):
             folder, trust_remote_code=False, use_safetensors=None if allow_pickle else True
         )
     except Exception as exc:  # corrupt weights, bad config, missing files: all the folder's fault
+        if _ships_code(folder):
+            raise ModelError(
+                f"{folder}: this model needs Python code from its folder (auto_map in "
+                "config.json), which llmrec never runs; use a model of a standard architecture"
+            ) from exc
         raise ModelError(f"{folder}: cannot load the model: {str(exc).splitlines()[0]}") from exc
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
