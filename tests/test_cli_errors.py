@@ -211,6 +211,14 @@ def profile_unterminated_quote_in_a_gzip_file(w):
     return profile_args(w, w.write("history.csv.gz", gzip.compress(text.encode())))
 
 
+@case("in/old", "a folder of shards can't be reused yet")
+def embed_reuse_of_a_folder_of_shards(w):
+    folder = w.root / "in" / "old"
+    folder.mkdir(parents=True)
+    shutil.copyfile(w.assets["items_bert"], folder / "part-000000000000.parquet")
+    return embed_args(w, w.items(), "--reuse", "in/old")
+
+
 @case("in/items.csv", "UTF-8")
 def embed_latin1_bytes(w):
     text = ITEMS_HEADER + "A,Caf\u00e9 cr\u00e8me,x\n"

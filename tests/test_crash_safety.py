@@ -115,13 +115,14 @@ def test_embed_killed_again_and_again_resumes_to_the_same_rows(tmp_path, tiny_be
 
 def test_ctrl_c_exits_130_in_one_line_and_keeps_finished_chunks(tmp_path, tiny_bert):
     items = tmp_path / "items.csv"
-    items.write_text("item_id,title\n" + "".join(f"I{n},lamp number {n}\n" for n in range(5000)))
+    items.write_text("item_id,title\n" + "".join(f"I{n},lamp number {n}\n" for n in range(50_000)))
     output, chunks = tmp_path / "out.parquet", tmp_path / ".out.parquet.chunks"
     args = ["embed", str(items), "--model", str(tiny_bert), "-o", str(output),
             "--chunk-rows", "50", "--batch-size", "1"]  # fmt: skip
     process = subprocess.Popen([EXE, *args], stderr=subprocess.PIPE)
     while process.poll() is None and not list(chunks.glob("chunk-*.npy")):
         time.sleep(0.01)
+    assert process.poll() is None, "the run ended before it could be interrupted"
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130

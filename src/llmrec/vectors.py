@@ -311,6 +311,11 @@ class StoredVectors:
         meta = read_meta(path)
         if meta.get("kind") != "items":
             raise InputError(f"{path}: holds {meta.get('kind')} vectors, not item vectors")
+        if os.path.isdir(path):
+            raise InputError(
+                f"{path}: a folder of shards can't be reused yet; give --no-reuse, or a "
+                "vector file from 'llmrec embed --engine local'"
+            )
         try:
             parquet = pq.ParquetFile(path)
         except (pa.ArrowException, OSError) as exc:
