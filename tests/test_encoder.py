@@ -232,3 +232,21 @@ print((one != two).any(axis=1).sum())
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "0"
+
+
+def test_batches_come_in_a_few_shapes_whatever_the_counts(tiny_bert):
+    # oneDNN compiles a kernel per input shape: batch sizes are rounded up to powers of two
+    encoder = Encoder.load(str(tiny_bert))
+    texts = _texts_of_many_lengths(300, 30)
+    shapes = []
+    hook = encoder.model.register_forward_pre_hook(
+        lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
+        with_kwargs=True,
+    )
+    try:
+        vectors = encoder.encode(texts, batch_size=64)
+    finally:
+        hook.remove()
+    assert {rows for rows, _ in shapes} <= {8, 16, 32, 64}
+    assert len(vectors) == len(texts)
+    np.testing.assert_array_equal(vectors, encoder.encode(texts, batch_size=1))

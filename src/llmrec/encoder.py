@@ -26,6 +26,7 @@ POOLINGS = ("mean", "cls", "last")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("float32", "bfloat16", "float16")
 BUNDLED_NAME = "all-MiniLM-L6-v2"
+FILL_ROWS = 8  # smallest batch: counts are rounded up to powers of two (see filled_rows)
 # sha256 of model.safetensors of sentence-transformers/all-MiniLM-L6-v2, as published
 BUNDLED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 _WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")
@@ -244,15 +245,16 @@ class Encoder:
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         with torch.inference_mode():
             for rows in equal_length_batches(lengths, batch_size):
+                filled = filled_rows(rows, batch_size)
                 input_ids = torch.tensor(
-                    [ids[r] for r in rows], dtype=torch.long, device=self.device
+                    [ids[r] for r in filled], dtype=torch.long, device=self.device
                 )
                 mask = torch.ones_like(input_ids)
                 hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
                 pooled = pool(hidden.float(), mask, self.pooling)
                 if normalize:
                     pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-                out[rows] = pooled.cpu().numpy()
+                out[rows] = pooled[: len(rows)].cpu().numpy()
                 if on_batch:
                     on_batch(len(rows))
         return out
@@ -295,6 +297,21 @@ def equal_length_batches(lengths: np.ndarray, batch_size: int) -> Iterator[np.nd
     for group in np.split(order, np.flatnonzero(np.diff(lengths[order])) + 1):
         for start in range(0, len(group), batch_size):
             yield group[start : start + batch_size]
+
+
+def filled_rows(rows: np.ndarray, batch_size: int) -> np.ndarray:
+    """`rows`, with its first row repeated up to a power of two of at least FILL_ROWS rows
+    (at most batch_size, unless that is below FILL_ROWS).
+
+    Batches of one length hold any number of texts up to batch_size, and oneDNN compiles and
+    caches a kernel per input shape: every new count would cost time and memory (hundreds of
+    MB over a large catalog in bfloat16). Rounding the count leaves a few shapes per length
+    (8, 16, 32, 64 rows for the default batch size). The floor matters too: a one-row batch
+    takes another MKL code path whose sums can differ in the last bit. The extra rows are
+    thrown away, and a text's vector does not depend on its batch.
+    """
+    size = max(FILL_ROWS, min(batch_size, 1 << (len(rows) - 1).bit_length()))
+    return np.concatenate([rows, np.repeat(rows[:1], size - len(rows))])
 
 
 def _position_limit(config, tokenizer) -> int:
