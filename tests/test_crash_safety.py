@@ -119,7 +119,13 @@ def test_ctrl_c_exits_130_in_one_line_and_keeps_finished_chunks(tmp_path, tiny_b
     output, chunks = tmp_path / "out.parquet", tmp_path / ".out.parquet.chunks"
     args = ["embed", str(items), "--model", str(tiny_bert), "-o", str(output),
             "--chunk-rows", "50", "--batch-size", "1"]  # fmt: skip
-    process = subprocess.Popen([EXE, *args], stderr=subprocess.PIPE)
+    # a job started in the background by a shell inherits SIGINT ignored: undo that, as a
+    # terminal's Ctrl-C would find it
+    process = subprocess.Popen(
+        [EXE, *args],
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     while process.poll() is None and not list(chunks.glob("chunk-*.npy")):
         time.sleep(0.01)
     assert process.poll() is None, "the run ended before it could be interrupted"
