@@ -34,7 +34,7 @@ import pyarrow as pa
 from .embed import EmbedRun, ItemTexts, vector_meta
 from .encoder import Encoder
 from .errors import InputError, LlmrecError
-from .tables import _process_alive
+from .tables import _umask, remove_stale_temps
 from .vectors import VectorTable, write_vectors
 
 INSTALL_HINT = "--engine ray needs Ray: pip install 'llmrec[ray]'"
@@ -262,10 +262,7 @@ def staged_folder(output: str) -> Iterator[str]:
     target = Path(os.path.realpath(output))
     if not target.parent.is_dir():
         raise InputError(f"{output}: output folder {str(target.parent)!r} does not exist")
-    for leftover in target.parent.glob(f".{target.name}.*.tmp"):
-        pid = leftover.name[len(target.name) + 2 :].split(".", 1)[0]
-        if leftover.is_dir() and pid.isdigit() and not _process_alive(int(pid)):
-            shutil.rmtree(leftover, ignore_errors=True)
+    remove_stale_temps(target)
     prefix = f".{target.name}.{os.getpid()}."
     staging = tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent)
     try:
@@ -281,12 +278,6 @@ def staged_folder(output: str) -> Iterator[str]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 # --- rank ---------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import glob
 import io
 import itertools
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -311,6 +312,9 @@ def remove_stale_temps(target: Path) -> None:
     for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
         pid = leftover.name[len(target.name) + 2 :].split(".", 1)[0]
         if pid.isdigit() and not _process_alive(int(pid)):
+            if leftover.is_dir():  # a staged folder of shards (cluster.staged_folder)
+                shutil.rmtree(leftover, ignore_errors=True)
+                continue
             with contextlib.suppress(OSError):
                 leftover.unlink()
 
