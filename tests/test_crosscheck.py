@@ -469,3 +469,43 @@ def test_ranx_from_df_needs_object_strings_not_pandas_str():
             ranx.Run.from_df(frame)
     run = ranx.Run.from_df(frame.astype({"q_id": object, "doc_id": object}))
     assert run.get_query_ids() == ["u"]
+
+
+# --- what a user reads: the JSON report and the per-user file --------------------------------
+
+
+def test_json_report_and_per_user_file_equal_ranx_and_trec_eval_to_1e12(tmp_path, warm_ranx):
+    """The files `llmrec evaluate` writes carry full float64 precision: read back, every mean
+    equals ranx's and every per-user value trec_eval's to 1e-12 (the terminal table rounds)."""
+    from conftest import run_cli
+
+    rng = np.random.default_rng(7)
+    n_users, n_items = 3000, 400
+    users = [f"u{i}" for i in range(n_users)]
+    lists = {u: [f"i{j}" for j in rng.choice(n_items, 20, replace=False)] for u in users}
+    relevant = {u: {f"i{j}" for j in rng.choice(n_items, int(rng.integers(1, 6)))} for u in users}
+    rows = [(u, r + 1, item) for u, items in lists.items() for r, item in enumerate(items)]
+    pd.DataFrame(rows, columns=["user_id", "rank", "item_id"]).to_csv(tmp_path / "r.csv", index=False)
+    truth = [(u, item) for u, items in relevant.items() for item in sorted(items)]
+    pd.DataFrame(truth, columns=["user_id", "item_id"]).to_csv(tmp_path / "t.csv", index=False)
+
+    ks = [5, 10, 20]
+    result = run_cli(
+        "evaluate", tmp_path / "r.csv", "--truth", tmp_path / "t.csv", "-k", "5,10,20",
+        "--format", "json", "-o", tmp_path / "report.json",
+        "--per-user", tmp_path / "per_user.parquet", "-q",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()
+    import json
+
+    report = json.loads((tmp_path / "report.json").read_text())
+    qrels = {u: dict.fromkeys(sorted(items), 1) for u, items in relevant.items()}
+    _, ranx_means = ranx_scores(qrels, as_run(lists), ks)
+    trec_users, _ = trec_scores(qrels, as_run(lists), ks)
+    assert set(report["metrics"]) == set(ranx_means)
+    for name, value in ranx_means.items():
+        assert abs(report["metrics"][name] - value) <= 1e-12, (name, report["metrics"][name], value)
+    per_user = pd.read_parquet(tmp_path / "per_user.parquet").set_index("user_id")
+    for name, values in trec_users.items():
+        ours = per_user.loc[list(values), name].to_numpy()
+        np.testing.assert_allclose(ours, list(values.values()), rtol=0, atol=1e-12, err_msg=name)

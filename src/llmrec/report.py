@@ -66,20 +66,24 @@ def _users(run: Evaluation) -> dict[str, int]:
 
 
 def report_dict(result: Evaluation | Report) -> dict:
-    """The report as plain data: k values, every run's means (and intervals), comparisons."""
+    """The report as plain data: k values, every run's means (and intervals), comparisons.
+
+    Values keep full float64 precision: JSON is read by programs, and a rounded mean would
+    differ from ranx's or trec_eval's; only the table and Markdown round for people.
+    """
     report = as_report(result)
     first = report.runs[0]
     runs = []
     for run in report.runs:
         entry = {
             "name": run.name,
-            "metrics": {key: round(value, 6) for key, value in measures(run).items()},
+            "metrics": {key: float(value) for key, value in measures(run).items()},
             "users": _users(run),
             "longest_list": run.longest_list,
         }
         if run.name in report.intervals:
             entry["ci"] = {
-                key: [round(lo, 6), round(hi, 6)]
+                key: [float(lo), float(hi)]
                 for key, (lo, hi) in report.intervals[run.name].items()
             }
         runs.append(entry)
@@ -106,7 +110,7 @@ def _comparison_dict(comparison) -> dict:
         "reference": comparison.reference,
         "metrics": {
             column: {
-                "difference": round(float(test.difference[i]), 6),
+                "difference": float(test.difference[i]),
                 "p_ttest": float(test.p_ttest[i]),
                 "p_randomization": float(test.p_randomization[i]),
                 "wins": int(test.wins[i]),
