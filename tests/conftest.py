@@ -153,10 +153,42 @@ def shared_data() -> Path:
 
 
 def run_cli(
-    *args: str, stdin: bytes | None = None, cwd: Path | None = None, timeout: float = 300
+    *args: str,
+    stdin: bytes | None = None,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """Run the real `llmrec` executable of this environment in a subprocess."""
     exe = Path(sys.executable).with_name("llmrec")
     return subprocess.run(
-        [str(exe), *map(str, args)], input=stdin, capture_output=True, cwd=cwd, timeout=timeout
+        [str(exe), *map(str, args)],
+        input=stdin,
+        capture_output=True,
+        cwd=cwd,
+        timeout=timeout,
+        env=env,
     )
+
+
+@pytest.fixture(scope="session")
+def movielens(shared_data, tmp_path_factory) -> dict[str, Path]:
+    """movielens-small split leave-last and embedded once with the bundled model (the local
+    engine): {"interactions", "items_csv", "history", "heldout", "items"}."""
+    source = shared_data / "movielens-small"
+    folder = tmp_path_factory.mktemp("movielens")
+    paths = {
+        "interactions": source / "interactions.csv",
+        "items_csv": source / "items.csv",
+        "history": folder / "history.csv",
+        "heldout": folder / "heldout.csv",
+        "items": folder / "items.parquet",
+    }
+    for args in (
+        ["split", paths["interactions"], "--history-out", paths["history"],
+         "--heldout-out", paths["heldout"]],
+        ["embed", paths["items_csv"], "--text", "{title}. {genres}", "-o", paths["items"]],
+    ):  # fmt: skip
+        result = run_cli(*args, "-q", timeout=600)
+        assert result.returncode == 0, result.stderr.decode()
+    return paths

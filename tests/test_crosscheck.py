@@ -485,7 +485,9 @@ def test_json_report_and_per_user_file_equal_ranx_and_trec_eval_to_1e12(tmp_path
     lists = {u: [f"i{j}" for j in rng.choice(n_items, 20, replace=False)] for u in users}
     relevant = {u: {f"i{j}" for j in rng.choice(n_items, int(rng.integers(1, 6)))} for u in users}
     rows = [(u, r + 1, item) for u, items in lists.items() for r, item in enumerate(items)]
-    pd.DataFrame(rows, columns=["user_id", "rank", "item_id"]).to_csv(tmp_path / "r.csv", index=False)
+    pd.DataFrame(rows, columns=["user_id", "rank", "item_id"]).to_csv(
+        tmp_path / "r.csv", index=False
+    )
     truth = [(u, item) for u, items in relevant.items() for item in sorted(items)]
     pd.DataFrame(truth, columns=["user_id", "item_id"]).to_csv(tmp_path / "t.csv", index=False)
 

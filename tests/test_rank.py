@@ -404,3 +404,53 @@ def test_cli_fast_option_end_to_end(tmp_path):
         cwd=tmp_path,
     )
     assert baseline.returncode != 0 and b"--fast" in baseline.stderr
+
+
+def unit_rows(rng, n: int, dim: int) -> np.ndarray:
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def scored_tables(tmp_path_factory):
+    """Unit user and item vectors as Parquet tables, sized so tiles differ with the budget."""
+    rng = np.random.default_rng(3)
+    folder = tmp_path_factory.mktemp("scored")
+    users = table("users", [f"u{i:04d}" for i in range(700)], unit_rows(rng, 700, 384))
+    items = table("items", [f"i{i:05d}" for i in range(3000)], unit_rows(rng, 3000, 384))
+    write_vectors(users, str(folder / "users.parquet"))
+    write_vectors(items, str(folder / "items.parquet"))
+    return folder
+
+
+def test_written_scores_do_not_depend_on_tiles_or_fast_mode(scored_tables):
+    """A written score is one fixed-order dot product of its (user, item) pair: tile and block
+    shapes (which change how BLAS adds up a product) and --fast cannot move a printed digit."""
+    outputs = []
+    for budget, fast in [(None, False), (2**20, False), (5 * 2**20, False), (None, True)]:
+        out = scored_tables / f"r-{budget}-{fast}.csv"
+        kwargs = {"budget_bytes": budget} if budget else {}
+        rank.rank_to_file(
+            str(scored_tables / "items.parquet"), str(out), 10,
+            users_path=str(scored_tables / "users.parquet"), fast=fast, **kwargs,
+        )  # fmt: skip
+        outputs.append(out.read_bytes())
+    assert all(output == outputs[0] for output in outputs[1:])
+
+
+def test_written_scores_do_not_depend_on_the_thread_count(scored_tables, tmp_path):
+    import os
+
+    for threads in ("1", "2"):
+        env = {
+            "OMP_NUM_THREADS": threads,
+            "OPENBLAS_NUM_THREADS": threads,
+            "MKL_NUM_THREADS": threads,
+        }
+        result = run_cli(
+            "rank", "--users", scored_tables / "users.parquet", "-q",
+            "--items", scored_tables / "items.parquet", "-o", tmp_path / f"{threads}.csv",
+            env={**os.environ, **env},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr.decode()
+    assert (tmp_path / "1.csv").read_bytes() == (tmp_path / "2.csv").read_bytes()

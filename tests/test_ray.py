@@ -14,11 +14,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import run_cli
-from llmrec.cluster import staged_folder
-from llmrec.vectors import read_meta, read_vectors
+from llmrec.cluster import RayOptions, staged_folder
+from llmrec.rank import rank_to_file
+from llmrec.vectors import VectorTable, read_meta, read_vectors, write_vectors
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
@@ -94,24 +96,49 @@ def test_ray_rank_is_byte_identical_to_local_from_a_history_or_profiles(
 
 
 @pytest.mark.slow
-def test_movielens_ray_engine_gives_the_local_rankings(tmp_path, ray_address, shared_data):
-    movielens = shared_data / "movielens-small"
-    history = tmp_path / "history.csv"
+def test_movielens_ray_embed_gives_the_local_vectors(tmp_path, ray_address, movielens):
+    folder = tmp_path / "ray_items"
     llmrec(
-        "split", movielens / "interactions.csv", "--history-out", history,
-        "--heldout-out", "/dev/null",
+        "embed", movielens["items_csv"], "--text", "{title}. {genres}", "-o", folder,
+        "--engine", "ray", "--ray-address", ray_address, "--concurrency", 2,
     )  # fmt: skip
-    template = ["--text", "{title}. {genres}"]
-    local, folder = both_engines(tmp_path, ray_address, movielens / "items.csv", None, *template)
-    np.testing.assert_array_equal(
-        read_vectors(str(folder)).vectors, read_vectors(str(local)).vectors
-    )
-    llmrec("rank", "--user-history", history, "--items", local, "-o", tmp_path / "a.csv")
+    local = read_vectors(str(movielens["items"]))
+    np.testing.assert_array_equal(read_vectors(str(folder)).vectors, local.vectors)
     llmrec(
-        "rank", "--user-history", history, "--items", folder, "--engine", "ray",
+        "rank",
+        "--user-history",
+        movielens["history"],
+        "--items",
+        movielens["items"],
+        "-o",
+        tmp_path / "a.csv",
+    )
+    llmrec(
+        "rank", "--user-history", movielens["history"], "--items", folder, "--engine", "ray",
         "--ray-address", ray_address, "-o", tmp_path / "b.csv",
     )  # fmt: skip
     assert (tmp_path / "b.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_items", [333, 1000, 3000, None])
+def test_movielens_subsets_rank_to_the_same_bytes_on_ray(tmp_path, ray_address, movielens, n_items):
+    """The first N items of the catalog, the history filtered to them: every size gives other
+    tile and block shapes on each engine, and the bytes must not care."""
+    items, history = str(movielens["items"]), str(movielens["history"])
+    if n_items is not None:
+        table = read_vectors(items)
+        keep = slice(0, n_items)
+        subset = VectorTable(table.kind, table.ids[keep], table.vectors[keep], table.meta,
+                             {name: column[keep] for name, column in table.extra.items()})  # fmt: skip
+        items = str(tmp_path / "items.parquet")
+        write_vectors(subset, items)
+        frame = pd.read_csv(history, dtype=str)
+        history = str(tmp_path / "history.csv")
+        frame[frame["item_id"].isin(set(subset.ids))].to_csv(history, index=False)
+    for name, ray in (("local.csv", None), ("ray.csv", RayOptions(ray_address, 2))):
+        rank_to_file(items, str(tmp_path / name), 10, history_path=history, ray=ray)
+    assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 
 @pytest.mark.parametrize(

@@ -132,6 +132,36 @@ class VectorScorer:
         users, items = torch.from_numpy(self.users[start:stop]), torch.from_numpy(self.items)
         return product(users, items, out=torch.empty(len(users), len(items)))
 
+    def written_scores(
+        self, start: int, stop: int, values: torch.Tensor, columns: torch.Tensor, reorder: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scores to write for users [start, stop)'s chosen items (`pair_scores`), in
+        (score desc, column asc) order if `reorder`; excluded entries (−inf) stay so."""
+        import torch
+
+        exact = pair_scores(self.users[start:stop], self.items, columns.numpy())
+        exact = torch.from_numpy(exact).masked_fill(~torch.isfinite(values), -torch.inf)
+        return exact_order(exact, columns) if reorder else (exact, columns)
+
+
+PAIR_BLOCK_VALUES = 1 << 22  # float64 products per block of `pair_scores`: 32 MiB
+
+
+def pair_scores(users: np.ndarray, items: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """users[i] · items[columns[i, j]] for every chosen pair, as float32.
+
+    Each is one float64 sum over the dimension in numpy's pairwise order, which depends on the
+    dimension alone (the float32 products are exact in float64), so a written score does not depend on the tile, block,
+    thread count, engine or device that chose the item, as a BLAS product's last bit does.
+    """
+    out = np.empty(columns.shape, dtype=np.float32)
+    step = max(1, PAIR_BLOCK_VALUES // max(columns.shape[1] * users.shape[1], 1))
+    for a in range(0, len(columns), step):
+        chosen = items[columns[a : a + step]].astype(np.float64)
+        chosen *= users[a : a + step, None, :]
+        out[a : a + step] = chosen.sum(axis=2)
+    return out
+
 
 def vector_scorer(users: VectorTable, items: VectorTable) -> VectorScorer:
     """Dot products of a block of user vectors with every item vector (one matrix product)."""
@@ -695,6 +725,8 @@ def rank_blocks(
     for start, stop, values, columns in tops:
         if diversity:
             values, columns = diversify(values, columns, diversity[1], kk, diversity[0])
+        if isinstance(scorer, VectorScorer):
+            values, columns = scorer.written_scores(start, stop, values, columns, not diversity)
         frame = _block_frame(user_ids[start:stop], item_ids, values.numpy(), columns.numpy())
         if explainer is not None:
             because = explainer.because(start, stop, columns.numpy())

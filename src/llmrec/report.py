@@ -83,8 +83,7 @@ def report_dict(result: Evaluation | Report) -> dict:
         }
         if run.name in report.intervals:
             entry["ci"] = {
-                key: [float(lo), float(hi)]
-                for key, (lo, hi) in report.intervals[run.name].items()
+                key: [float(lo), float(hi)] for key, (lo, hi) in report.intervals[run.name].items()
             }
         runs.append(entry)
     data = {
