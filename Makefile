@@ -26,8 +26,8 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check llmrec tests benchmarks
+	$(BIN)/ruff format --check llmrec tests benchmarks
 
 bench: install
 	$(BIN)/python benchmarks/run.py
@@ -36,4 +36,4 @@ quality: install
 	$(BIN)/python benchmarks/quality.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info  .pytest_cache

@@ -136,14 +136,14 @@ def child_throughput(name: str, folder: str) -> None:
     if name == "sentence-transformers":
         from sentence_transformers import SentenceTransformer
 
-        from llmrec.encoder import bundled_model_path
+        from llmrec.embedding.encoder import bundled_model_path
 
         model = SentenceTransformer(str(bundled_model_path()), device="cpu")
 
         def encode(batch):
             return model.encode(batch, batch_size=32, normalize_embeddings=True)
     else:
-        from llmrec.encoder import Encoder
+        from llmrec.embedding.encoder import Encoder
 
         encoder = Encoder.load(None, device="cpu", dtype=name.split()[-1])
 
@@ -162,8 +162,9 @@ def child_throughput(name: str, folder: str) -> None:
 
 def child_embed(dtype: str, output: str, *inputs: str) -> None:
     """Embed each input in turn into `output` with one loaded encoder (loading not timed)."""
-    from llmrec.embed import embed_to_file, read_item_texts
-    from llmrec.encoder import Encoder
+    from llmrec.embedding.encoder import Encoder
+    from llmrec.embedding.run import embed_to_file
+    from llmrec.embedding.texts import read_item_texts
 
     encoder = Encoder.load(None, device="cpu", dtype=dtype)
     loaded_rss = peak_rss_kib()
@@ -239,8 +240,8 @@ def re_embed(folder: Path, n_items: int, dtype: str, seed: int) -> dict:
     """Full embed of n_items, then again with 1% of texts changed; check and report."""
     import numpy as np
 
-    from llmrec.encoder import Encoder
-    from llmrec.vectors import read_vectors
+    from llmrec.embedding.encoder import Encoder
+    from llmrec.io.vectors import read_vectors
 
     texts = product_texts(n_items, seed)
     write_items(folder / "items.csv", texts)

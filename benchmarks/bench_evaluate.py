@@ -138,7 +138,7 @@ def _rows_with_repeats(matrix):
 
 
 def run_llmrec(rankings: str, truth: str) -> dict[str, float]:
-    from llmrec.evaluate import evaluate_files
+    from llmrec.evaluation.scoring import evaluate_files
 
     return evaluate_files(rankings, truth, KS).summary()
 

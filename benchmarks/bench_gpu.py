@@ -38,7 +38,7 @@ def embed(model: str | None, n_texts: int, device: str = "cuda") -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from llmrec.encoder import Encoder, resolve_model
+    from llmrec.embedding.encoder import Encoder, resolve_model
 
     texts = product_texts(n_texts, seed=7)
     folder = str(resolve_model(model)[1])

@@ -75,7 +75,7 @@ def generate(folder: Path, n_users: int, n_items: int, n_events: int, seed: int)
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from llmrec.vectors import VectorTable, write_vectors
+    from llmrec.io.vectors import VectorTable, write_vectors
 
     rng = np.random.default_rng(seed)
     vectors = rng.standard_normal((n_items, DIM), dtype=np.float32)
@@ -122,8 +122,8 @@ def write_csv(history, path: Path) -> None:
 
 
 def run_llmrec(folder: Path, output: str, history: str = "history.parquet", **weighting) -> None:
-    from llmrec.profile import Weighting, profile_history
-    from llmrec.vectors import read_vectors, write_vectors
+    from llmrec.io.vectors import read_vectors, write_vectors
+    from llmrec.profiles import Weighting, profile_history
 
     items = read_vectors(str(folder / "items.parquet"), "items")
     users, _ = profile_history(str(folder / history), items, weighting=Weighting(**weighting))

@@ -9,7 +9,7 @@ generation not timed), best of `--repeat`, with its peak RSS (VmHWM):
   that peak;
 - faiss: `IndexFlatIP.add(items)` then `search(users, 10)` (its OpenMP threads: every core);
 - torch: the plain peer, blocks of 1,024 users × every item, `users @ items.T` then `torch.topk`;
-- llmrec: `llmrec.rank.vector_top_k(users, items, 10)`, what `llmrec rank` runs for plain text
+- llmrec: `llmrec.ranking.tiles.vector_top_k(users, items, 10)`, what `llmrec rank` runs for plain text
   scores (tiles of users × item blocks, a running top-k with ties to the smaller item id), and
   the same with `fast=True` (bfloat16 scores, 3k candidates re-scored in float32);
 - memory: llmrec on 2,048 users × 1,000,000 items (a 1.5 GB item matrix, generated in place):
@@ -117,7 +117,7 @@ def run_torch(users, items):
 def run_llmrec(users, items, fast: bool = False):
     import torch
 
-    from llmrec.rank import vector_top_k
+    from llmrec.ranking.tiles import vector_top_k
 
     blocks = vector_top_k(users, items, K, fast=fast)
     return torch.cat([columns for _, _, _, columns in blocks]).numpy()
@@ -152,7 +152,7 @@ def child(name: str, folder: str, n_users: int, n_items: int, repeat: int) -> No
     if name == "faiss":
         import faiss  # noqa: F401
     else:
-        import llmrec.rank  # noqa: F401
+        import llmrec.ranking.tiles  # noqa: F401
 
     users, items = data(n_users, n_items)
     before = rss_kib()
@@ -169,7 +169,7 @@ def child(name: str, folder: str, n_users: int, n_items: int, repeat: int) -> No
 
 def memory(fast: bool) -> dict:
     """Peak RSS of ranking MEMORY_USERS × MEMORY_ITEMS beyond the inputs, in KiB."""
-    import llmrec.rank  # noqa: F401
+    import llmrec.ranking.tiles  # noqa: F401
 
     users, items = data(MEMORY_USERS, MEMORY_ITEMS)
     before = rss_kib()

@@ -73,7 +73,7 @@ def main() -> int:
     if version("ray") == "not installed":
         print("bench_ray: ray is not installed (pip install 'llmrec[ray]'); skipped")
         return 0
-    from llmrec.vectors import read_vectors
+    from llmrec.io.vectors import read_vectors
 
     print(f"machine: {machine()}; ray {version('ray')}, torch {version('torch')}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,9 +9,15 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
-from llmrec.beyond import Context, coverage, gini, intra_list_diversity, list_mean
-from llmrec.evaluate import evaluate_runs
-from llmrec.vectors import VectorTable, write_vectors
+from llmrec.evaluation.beyond_accuracy import (
+    Context,
+    coverage,
+    gini,
+    intra_list_diversity,
+    list_mean,
+)
+from llmrec.evaluation.scoring import evaluate_runs
+from llmrec.io.vectors import VectorTable, write_vectors
 
 
 def test_gini_of_even_and_concentrated_counts():

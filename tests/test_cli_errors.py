@@ -28,7 +28,7 @@ from typer.testing import CliRunner
 
 from conftest import run_cli
 from llmrec.cli import app
-from llmrec.vectors import VectorTable, read_meta, write_vectors
+from llmrec.io.vectors import VectorTable, read_meta, write_vectors
 
 # --- watching for network access, without replacing anything -------------------------------
 

@@ -8,12 +8,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from llmrec import collab
 from llmrec.cli import app
+from llmrec.data.history import map_history
 from llmrec.errors import InputError
-from llmrec.profile import map_history
-from llmrec.rank import blend_scorer, parse_blend, standardized
-from llmrec.vectors import VectorTable, write_vectors
+from llmrec.io.vectors import VectorTable, write_vectors
+from llmrec.ranking.blend import blend_scorer, parse_blend, standardized
+from llmrec.ranking.scorers import item_to_item as collab
 
 ITEMS = np.array(["a", "b", "c", "d"], dtype=object)
 
@@ -47,9 +47,9 @@ def test_ease_matches_its_closed_form():
     np.testing.assert_allclose(weights, expected, atol=1e-5)
 
 
-def test_user_rows_keep_each_items_largest_weight_in_the_requested_order():
+def test_history_matrix_keeps_each_items_largest_weight_in_the_requested_order():
     h = history([("u", "a", 1), ("u", "b", 2), ("u", "a", 3), ("v", "c", 1)])
-    rows = collab.user_rows(
+    rows = collab.history_matrix(
         h,
         np.array(["v", "x", "u"], dtype=object),
         4,
@@ -184,7 +184,7 @@ def test_cached_models_are_reused_until_the_history_changes(tmp_path):
 
 
 def test_items_nobody_interacted_with_borrow_scores_from_their_text_neighbours():
-    from llmrec.rank import TextNeighbours, item_model_scorer
+    from llmrec.ranking.scorers.item_to_item import TextNeighbours, item_model_scorer
 
     # item 3 is new; in text it is close to item 1 and a little to item 0
     vectors = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0.2, 0.9, 0.0]], dtype=np.float32)

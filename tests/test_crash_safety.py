@@ -70,7 +70,7 @@ def test_killed_embed_rank_and_evaluate_never_leave_a_partial_output(
 def test_embed_killed_again_and_again_resumes_to_the_same_rows(tmp_path, tiny_bert, sample_items):
     import pandas as pd
 
-    from llmrec.vectors import read_vectors
+    from llmrec.io.vectors import read_vectors
 
     base = pd.read_csv(sample_items, dtype=str)
     items = tmp_path / "items.csv"  # 600 items, encoded one at a time: a few seconds of work
@@ -141,7 +141,7 @@ def test_ctrl_c_exits_130_in_one_line_and_keeps_finished_chunks(tmp_path, tiny_b
 def test_concurrent_runs_on_one_output_end_with_one_complete_file(
     tmp_path, tiny_bert, sample_items, sample_interactions
 ):
-    from llmrec.vectors import read_vectors
+    from llmrec.io.vectors import read_vectors
 
     items, rankings = tmp_path / "items.parquet", tmp_path / "r.csv"
     commands = {

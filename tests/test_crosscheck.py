@@ -46,8 +46,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmrec.evaluate import Evaluation, evaluate_frames
-from llmrec.metrics import METRICS
+from llmrec.evaluation.metrics import METRICS
+from llmrec.evaluation.scoring import Evaluation, evaluate_frames
 
 ranx = pytest.importorskip("ranx")
 pytrec_eval = pytest.importorskip("pytrec_eval")

@@ -8,17 +8,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import run_cli
-from llmrec.embed import (
-    embed_items,
-    embed_to_file,
-    join_columns,
-    read_item_texts,
-    render_template,
-    template_fields,
-)
-from llmrec.encoder import Encoder
+from llmrec.embedding.encoder import Encoder
+from llmrec.embedding.run import embed_items, embed_to_file
+from llmrec.embedding.texts import join_columns, read_item_texts, render_template, template_fields
 from llmrec.errors import InputError
-from llmrec.vectors import read_vectors, write_vectors
+from llmrec.io.vectors import read_vectors, write_vectors
 
 
 @pytest.fixture(scope="module")

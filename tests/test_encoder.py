@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmrec.encoder import BUNDLED_NAME, Encoder, bundled_model_path, pool, resolve_model
+from llmrec.embedding.encoder import BUNDLED_NAME, Encoder, bundled_model_path, pool, resolve_model
 from llmrec.errors import ModelError
 
 TEXTS = [
@@ -217,7 +217,7 @@ def test_bundled_model_vectors_do_not_depend_on_the_thread_count():
     # ('Black Mirror.' from MovieLens differed in the 7th decimal between 1 and 2 threads).
     script = """
 import sys, numpy as np, torch
-from llmrec.encoder import Encoder
+from llmrec.embedding.encoder import Encoder
 texts = ["Black Mirror.", "Up.", "Heat (1995). Action, Crime, Thriller"] + sys.argv[1:]
 encoder = Encoder.load(None)
 torch.set_num_threads(1)

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from llmrec.errors import InputError
-from llmrec.evaluate import evaluate_files, evaluate_frames, parse_ks
-from llmrec.metrics import METRICS
+from llmrec.evaluation.metrics import METRICS
+from llmrec.evaluation.scoring import evaluate_files, evaluate_frames, parse_ks
 
 
 def write(path: Path, text: str) -> str:

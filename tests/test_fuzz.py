@@ -7,8 +7,9 @@ import contextlib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from llmrec.data.interactions import read_interactions
 from llmrec.errors import InputError
-from llmrec.tables import read_interactions, read_table
+from llmrec.io.tables import read_table
 
 CSV_PIECES = st.lists(
     st.sampled_from(

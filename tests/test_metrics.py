@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from llmrec.metrics import (
+from llmrec.evaluation.metrics import (
     DISPLAY_NAMES,
     FUNCTIONS,
     METRICS,

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from conftest import run_cli
 from llmrec import __version__
 from llmrec.cli import app
-from llmrec.evaluate import evaluate_frames
+from llmrec.evaluation.scoring import evaluate_frames
 
 runner = CliRunner()
 
@@ -205,7 +205,7 @@ def test_free_text_history_gets_matching_accessories(sample_items, tmp_path):
         tmp_path / "users.parquet",
         "--quiet",
     )
-    from llmrec.vectors import read_vectors
+    from llmrec.io.vectors import read_vectors
 
     users = read_vectors(str(tmp_path / "users.parquet"), "users")
     assert users.ids.tolist() == ["A", "B"] and users.extra["n_history"].tolist() == [2, 2]

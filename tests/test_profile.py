@@ -8,9 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from llmrec.data.history import map_history
 from llmrec.errors import InputError
-from llmrec.profile import Weighting, build_profiles, map_history, parse_half_life, profile_users
-from llmrec.vectors import VectorTable
+from llmrec.io.vectors import VectorTable
+from llmrec.profiles import Weighting, build_profiles, parse_half_life, profile_users
 
 ITEM_VECTORS = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]], dtype=np.float32)
 
@@ -169,7 +170,7 @@ def test_weighted_strategy_through_the_cli(tmp_path):
     from typer.testing import CliRunner
 
     from llmrec.cli import app
-    from llmrec.vectors import read_vectors, write_vectors
+    from llmrec.io.vectors import read_vectors, write_vectors
 
     write_vectors(items(), str(tmp_path / "items.parquet"))
     history([("u", "i0", 1), ("u", "i1", 2)]).assign(rating=[5, 1]).rename(
@@ -222,8 +223,8 @@ MIXED_ROWS = [
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_encoded_reading_gives_what_read_interactions_gives(tmp_path, monkeypatch, suffix):
-    from llmrec import tables
-    from llmrec.tables import read_encoded_interactions, read_interactions
+    from llmrec.data.interactions import read_encoded_interactions, read_interactions
+    from llmrec.io import tables
 
     monkeypatch.setattr(tables, "BATCH_ROWS", 2)  # several blocks, ids recurring across them
     path = history_file(tmp_path, suffix, MIXED_ROWS, ("who", "what", "when", "rating"))
@@ -240,7 +241,8 @@ def test_encoded_reading_gives_what_read_interactions_gives(tmp_path, monkeypatc
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 @pytest.mark.parametrize("weighting", [Weighting(), Weighting("decay", half_life=2)])
 def test_profiles_from_a_file_equal_profiles_from_a_frame(tmp_path, monkeypatch, suffix, weighting):
-    from llmrec import profile, tables
+    from llmrec import profiles as profile
+    from llmrec.io import tables
 
     monkeypatch.setattr(tables, "BATCH_ROWS", 3)
     monkeypatch.setattr(profile, "BLOCK_VALUES", 2 * ITEM_VECTORS.shape[1])  # 2 users a block
@@ -269,8 +271,8 @@ def test_ties_in_time_keep_file_order():
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_empty_id_in_a_later_block_names_its_row(tmp_path, monkeypatch, suffix):
-    from llmrec import tables
-    from llmrec.tables import read_encoded_interactions, read_interactions
+    from llmrec.data.interactions import read_encoded_interactions, read_interactions
+    from llmrec.io import tables
 
     monkeypatch.setattr(tables, "BATCH_ROWS", 2)
     rows = [("u1", "i0", 1), ("u2", "i1", 2), ("u1", "i2", 3), ("u3", "i1", 4), ("  ", "i0", 5)]
@@ -292,7 +294,7 @@ def test_empty_id_in_a_later_block_names_its_row(tmp_path, monkeypatch, suffix):
 
 
 def test_missing_columns_are_named_as_read_interactions_names_them(tmp_path):
-    from llmrec.tables import read_encoded_interactions, read_interactions
+    from llmrec.data.interactions import read_encoded_interactions, read_interactions
 
     path = history_file(tmp_path, ".parquet", [("u", "i0", 1)])
     for options in (dict(user_col="user"), dict(user_col="who", item_col="what", time_col="t")):
@@ -329,7 +331,7 @@ def test_times_are_kept_only_for_a_time_half_life(tmp_path):
     )
 )
 def test_any_csv_reads_encoded_as_read_interactions_reads_it(tmp_path, pieces):
-    from llmrec.tables import read_encoded_interactions, read_interactions
+    from llmrec.data.interactions import read_encoded_interactions, read_interactions
 
     path = tmp_path / "h.csv"
     path.write_text("".join(pieces))

@@ -12,20 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import run_cli
-from llmrec import rank
+from llmrec.data.history import Seen
 from llmrec.errors import InputError
-from llmrec.rank import (
-    Seen,
-    block_rows,
-    popularity_scorer,
-    random_scorer,
-    rank_blocks,
-    top_k,
-    vector_scorer,
-    vector_top_k,
-    write_rankings,
-)
-from llmrec.vectors import VectorTable, check_compatible, write_vectors
+from llmrec.io.vectors import VectorTable, check_compatible, write_vectors
+from llmrec.ranking import tiles, topk
+from llmrec.ranking import tiles as tiles_module
+from llmrec.ranking.run import rank_blocks, rank_to_file, write_rankings
+from llmrec.ranking.scorers.baselines import popularity_scorer, random_scorer
+from llmrec.ranking.scorers.vector import VectorScorer, vector_scorer
+from llmrec.ranking.tiles import vector_top_k
+from llmrec.ranking.topk import block_rows, top_k
 
 
 def reference_top_k(scores: np.ndarray, k: int):
@@ -154,7 +150,7 @@ def test_popularity_ranks_most_popular_unseen_items_first():
 
 
 def test_diversify_prefers_a_different_second_item():
-    from llmrec.rank import diversify
+    from llmrec.ranking.diversify import diversify
 
     vectors = np.array([[1, 0], [0.99, 0.14], [0, 1]], dtype=np.float32)
     values = torch.tensor([[0.9, 0.89, 0.5]])
@@ -167,7 +163,7 @@ def test_diversify_prefers_a_different_second_item():
 
 
 def test_diversify_skips_excluded_candidates():
-    from llmrec.rank import diversify
+    from llmrec.ranking.diversify import diversify
 
     vectors = np.eye(3, dtype=np.float32)
     values = torch.tensor([[1.0, -torch.inf, 0.2]])
@@ -177,8 +173,8 @@ def test_diversify_skips_excluded_candidates():
 
 
 def test_recent_items_keep_each_users_latest_distinct_items():
-    from llmrec.profile import map_history
-    from llmrec.rank import recent_items
+    from llmrec.data.history import map_history
+    from llmrec.ranking.scorers.vector import recent_items
 
     frame = pd.DataFrame(
         [("u", "a", 1), ("u", "b", 2), ("u", "a", 3), ("u", "c", 4), ("v", "b", 1)],
@@ -190,7 +186,7 @@ def test_recent_items_keep_each_users_latest_distinct_items():
 
 
 def test_interests_match_each_side_of_a_two_sided_user():
-    from llmrec.rank import interest_scorer
+    from llmrec.ranking.scorers.vector import interest_scorer
 
     # items: tool, tool-like, toy, toy-like, a blend of both; the user bought a tool and a toy
     vectors = np.array([[1, 0], [0.95, 0.31], [0, 1], [0.31, 0.95], [0.71, 0.71]], dtype=np.float32)
@@ -264,8 +260,8 @@ def test_tiles_equal_a_full_sort_with_ties_and_seen_items(
     expected = brute_force(users, items, kk, seen)
     for fast in (False, True):  # integers are exact in bfloat16; ties make fast mode redo users
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(rank, "ITEM_BLOCK", step)
-            patch.setattr(rank, "GROUPS", groups)
+            patch.setattr(tiles, "ITEM_BLOCK", step)
+            patch.setattr(topk, "GROUPS", groups)
             values, columns = tiled(users, items, kk, seen=seen, budget_bytes=budget, fast=fast)
         assert values.shape == (n_users, kk)
         assert_same_lists(values, columns, *expected)
@@ -279,18 +275,18 @@ def test_grouped_tile_top_k_is_exact_on_wide_tiles(levels, k):
     scores = rng.normal(size=shape) if levels is None else rng.integers(0, levels, size=shape)
     scores = scores.astype(np.float32)
     scores[::7, ::3] = -np.inf  # seen items
-    values, columns = rank.tile_top_k(torch.from_numpy(scores), k, exact=True)
+    values, columns = topk.tile_top_k(torch.from_numpy(scores), k, exact=True)
     expected_values, expected_columns = reference_top_k(scores, k)
     np.testing.assert_array_equal(columns.numpy(), expected_columns)
     np.testing.assert_array_equal(values.numpy(), expected_values)
-    rough_values, rough_columns = rank.tile_top_k(torch.from_numpy(scores), k, exact=False)
+    rough_values, rough_columns = topk.tile_top_k(torch.from_numpy(scores), k, exact=False)
     np.testing.assert_array_equal(rough_values.numpy(), expected_values)  # some order of ties
     picked = np.take_along_axis(scores, rough_columns.numpy(), 1)
     np.testing.assert_array_equal(picked, rough_values.numpy())
 
 
 def test_ties_across_item_blocks_go_to_the_smallest_column(monkeypatch):
-    monkeypatch.setattr(rank, "ITEM_BLOCK", 2)
+    monkeypatch.setattr(tiles, "ITEM_BLOCK", 2)
     users = np.ones((3, 1), dtype=np.float32)
     items = np.array([[1], [2], [2], [1], [2], [3], [2]], dtype=np.float32)
     values, columns = tiled(users, items, 4)
@@ -300,11 +296,11 @@ def test_ties_across_item_blocks_go_to_the_smallest_column(monkeypatch):
 
 def test_rank_blocks_with_vectors_matches_the_general_path(monkeypatch):
     """The tiled path and scoring every item at once (any Scorer) write the same rows."""
-    monkeypatch.setattr(rank, "ITEM_BLOCK", 7)
+    monkeypatch.setattr(tiles_module, "ITEM_BLOCK", 7)
     users, items = random_tables(n_users=40, n_items=60, dim=8, seed=3)
     seen = random_seen(np.random.default_rng(1), 40, 60, 10)
     scorer = vector_scorer(users, items)
-    assert isinstance(scorer, rank.VectorScorer)
+    assert isinstance(scorer, VectorScorer)
 
     def general(start, stop):
         return scorer(start, stop)  # a plain function: rank_blocks cannot take the tiled path
@@ -329,7 +325,7 @@ def test_fast_mode_agrees_with_exact_and_returns_float32_scores(monkeypatch, clu
     """Random unit vectors (d=64), and items in tight clusters (scores crowd together, many fall
     on the same bfloat16 value): the lists match exact mode's, and every returned score is the
     float32 dot product of its user and item."""
-    monkeypatch.setattr(rank, "ITEM_BLOCK", 1000)
+    monkeypatch.setattr(tiles, "ITEM_BLOCK", 1000)
     rng = np.random.default_rng(7)
     users, items = normalized(rng, 500, 64), normalized(rng, 4000, 64)
     if clustered:
@@ -430,7 +426,7 @@ def test_written_scores_do_not_depend_on_tiles_or_fast_mode(scored_tables):
     for budget, fast in [(None, False), (2**20, False), (5 * 2**20, False), (None, True)]:
         out = scored_tables / f"r-{budget}-{fast}.csv"
         kwargs = {"budget_bytes": budget} if budget else {}
-        rank.rank_to_file(
+        rank_to_file(
             str(scored_tables / "items.parquet"), str(out), 10,
             users_path=str(scored_tables / "users.parquet"), fast=fast, **kwargs,
         )  # fmt: skip

@@ -18,9 +18,10 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
-from llmrec.cluster import RayOptions, staged_folder
-from llmrec.rank import rank_to_file
-from llmrec.vectors import VectorTable, read_meta, read_vectors, write_vectors
+from llmrec.engine.ray import RayOptions
+from llmrec.io.atomic import staged_folder
+from llmrec.io.vectors import VectorTable, read_meta, read_vectors, write_vectors
+from llmrec.ranking.run import rank_to_file
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray

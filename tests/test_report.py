@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from llmrec.evaluate import evaluate_files
-from llmrec.metrics import DISPLAY_NAMES, METRICS
-from llmrec.report import render
+from llmrec.evaluation.metrics import DISPLAY_NAMES, METRICS
+from llmrec.evaluation.report import render
+from llmrec.evaluation.scoring import evaluate_files
 
 # truth users A, B, C; C is not ranked; D and E are ranked without truth
 TRUTH = "user_id,item_id\nA,i1\nA,i2\nB,i3\nC,i4\n"

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
+from llmrec.data.splits import split_frame
 from llmrec.errors import InputError
-from llmrec.split import split_frame
-from llmrec.tables import read_table
+from llmrec.io.tables import read_table
 
 # rows 0..6; u2's y and w tie at time 3 (w is later in the file); u3 has a single row
 LEAVE = """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as scipy_stats
 
-from llmrec.stats import bootstrap_ci, paired_tests
+from llmrec.evaluation.stats import bootstrap_ci, paired_tests
 
 
 def test_bootstrap_interval_matches_a_plain_resampling_loop():

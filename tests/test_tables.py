@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from llmrec.embed import embed_items
-from llmrec.encoder import Encoder
-from llmrec.tables import read_table
+from llmrec.embedding.encoder import Encoder
+from llmrec.embedding.run import embed_items
+from llmrec.io.tables import read_table
 
 
 def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column(tmp_path):

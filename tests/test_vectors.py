@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from llmrec.errors import InputError
-from llmrec.vectors import VectorTable, read_meta, read_vectors, write_vectors
+from llmrec.io.vectors import VectorTable, read_meta, read_vectors, write_vectors
 
 META = {"model_fingerprint": "abc", "pooling": "mean", "normalized": "true"}
 

@@ -15,9 +15,9 @@ import os
 from rich.console import Console
 from rich.table import Table
 
-from .errors import InputError
-from .evaluate import Evaluation, Report
+from ..errors import InputError
 from .metrics import DISPLAY_NAMES
+from .scoring import Evaluation, Report
 
 FORMATS = ("table", "json", "markdown")
 SIGNIFICANCE = 0.05
@@ -269,7 +269,7 @@ def plot_report(result: Evaluation | Report, path: str) -> None:
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise InputError("--plot needs matplotlib: pip install 'llmrec[plot]'") from exc
-    from .tables import atomic_path
+    from ..io.atomic import atomic_path
 
     report = as_report(result)
     names = [

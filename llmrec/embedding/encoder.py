@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 POOLINGS = ("mean", "cls", "last")
 DEVICES = ("auto", "cpu", "cuda", "mps")

@@ -1,9 +1,9 @@
-"""The vector-table contract: Parquet files of ids and embeddings written by embed and profile.
+"""The Parquet vector-table contract shared by items and users.
 
-Columns: the id (`item_id` or `user_id`, string), `embedding` (fixed_size_list<float32>[dim]),
-plus stage columns (`text_hash` for items, `n_history` for users). Schema metadata under
-`llmrec.*` keys says what made the vectors, so that `rank` can refuse to compare vectors
-from different models.
+Columns: an id (`item_id` / `user_id`, string), `embedding` (fixed_size_list<float32>[dim]) and
+stage columns; schema metadata under `llmrec.*` keys says which model, pooling and settings made
+the vectors. Embeddings are stored plain (no compression) and read a row group at a time; a
+folder of `part-*.parquet` shards reads as one table.
 """
 
 from __future__ import annotations
@@ -17,12 +17,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import InputError
-from .tables import _first_line, atomic_path
+from ..errors import InputError
+from .atomic import atomic_path
+from .tables import reading_error
 
 META_PREFIX = "llmrec."
+
+
 ID_COLUMNS = {"items": "item_id", "users": "user_id"}
+
+
 ROW_GROUP_ROWS = 16_384  # rows per Parquet row group: about 25 MB of vectors at d = 384
+
+
 DEFAULT_COMPRESSION = "zstd"
 
 
@@ -319,7 +326,7 @@ class StoredVectors:
         try:
             parquet = pq.ParquetFile(path)
         except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from exc
+            raise InputError(f"{path}: not a readable Parquet file ({reading_error(exc)})") from exc
         if "text_hash" not in parquet.schema_arrow.names:
             raise InputError(f"{path}: has no text_hash column, so its rows can't be matched")
         return cls(path, meta, parquet)

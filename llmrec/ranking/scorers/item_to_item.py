@@ -6,20 +6,76 @@
   B = I − P·diag(1/diag(P)), P = (XᵀX + λI)⁻¹, diagonal zeroed. Dense item × item, so only
   for catalogs whose square fits in memory.
 
-A user's scores are their (recency-weighted) history row times the item-to-item matrix.
+A user's scores are their (recency-weighted) history row times the item-to-item matrix; items
+nobody interacted with may borrow the scores of their nearest items in text.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
-from .errors import InputError
-from .profile import History
+from ...data.history import History
+from ...errors import InputError
+from ..topk import DEFAULT_BLOCK_BYTES
+from . import Scorer
+
+
+def item_model_scorer(model, rows, borrow: TextNeighbours | None = None) -> Scorer:
+    """History rows (users × items, recency-weighted CSR) times an item-to-item model.
+
+    Items no one interacted with get no score from the model; with `borrow`, they take the
+    similarity-weighted mean score of their nearest items in text instead.
+    """
+    import torch
+
+    def score(start: int, stop: int):
+        scores = model.scores(rows[start:stop])
+        if borrow is not None:
+            scores[:, borrow.items] = (scores[:, borrow.neighbours] * borrow.weights).sum(axis=2)
+        return torch.from_numpy(scores)
+
+    return score
+
+
+@dataclass
+class TextNeighbours:
+    """For items without interactions: their nearest interacted items by text, and weights."""
+
+    items: np.ndarray  # (n,) item indices
+    neighbours: np.ndarray  # (n, m) item indices
+    weights: np.ndarray  # (n, m) float32, each row sums to 1
+
+    @classmethod
+    def of(cls, cold: np.ndarray, vectors: np.ndarray, m: int = 10) -> TextNeighbours | None:
+        """Nearest warm items (cosine, negatives dropped) of each cold item, in chunks."""
+        import torch
+
+        cold_items, warm_items = np.flatnonzero(cold), np.flatnonzero(~cold)
+        if len(cold_items) == 0 or len(warm_items) == 0:
+            return None
+        unit = torch.nn.functional.normalize(torch.from_numpy(vectors), dim=1)
+        warm = unit[torch.from_numpy(warm_items)]
+        m = min(m, len(warm_items))
+        values, columns = [], []
+        step = max(1, DEFAULT_BLOCK_BYTES // (4 * len(warm_items)))
+        for start in range(0, len(cold_items), step):
+            chunk = unit[torch.from_numpy(cold_items[start : start + step])] @ warm.T
+            top = torch.topk(chunk, m, dim=1)
+            values.append(top.values.clamp(min=0).numpy())
+            columns.append(top.indices.numpy())
+        weights = np.vstack(values)
+        weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+        return cls(cold_items, warm_items[np.vstack(columns)], weights.astype(np.float32))
+
 
 EASE_MAX_ITEMS = 40_000  # 40k² float32 = 6.4 GB: beyond this, use cooc
+
+
 MODELS = ("cooc", "ease")
 
 
@@ -37,7 +93,7 @@ def interaction_matrix(history: History, n_items: int):
     return matrix
 
 
-def user_rows(history: History, user_ids: np.ndarray, n_items: int, weights: np.ndarray):
+def history_matrix(history: History, user_ids: np.ndarray, n_items: int, weights: np.ndarray):
     """Weighted history rows for `user_ids` in that order (empty rows for unknown users).
 
     An item seen several times keeps its largest weight (its most recent, under decay).
@@ -136,7 +192,6 @@ def fit(
 
 def history_key(history: History, item_ids: np.ndarray, kind: str, ease_lambda: float) -> str:
     """A fingerprint of what a model is fitted on: the (user, item) pairs, catalog and settings."""
-    import hashlib
 
     digest = hashlib.sha256(f"{kind}:{ease_lambda if kind == 'ease' else ''}".encode())
     pairs = np.unique(history.user_index * len(item_ids) + history.item_index)
@@ -157,9 +212,8 @@ def fit_cached(
     """Fit a model, or load it from `cache_dir` when the same history was fitted before."""
     if not cache_dir:
         return fit(kind, history, item_ids, ease_lambda=ease_lambda)
-    import os
 
-    from .tables import atomic_path
+    from ...io.atomic import atomic_path
 
     os.makedirs(cache_dir, exist_ok=True)
     path = os.path.join(

@@ -1,31 +1,30 @@
-"""Items → item vectors: render each item's text from its columns, encode each distinct text once."""
+"""Item texts → an item vector table, streamed, incremental and resumable.
+
+Rows are encoded and written a chunk at a time (one Parquet row group each); identical texts are
+encoded once; vectors whose text hash is in a previous table made by the same model and settings
+are copied instead of encoded; finished chunks are kept beside the output until it is complete,
+so a killed run resumes after its last finished chunk.
+"""
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
-import shutil
-import string
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__
+from ..errors import InputError
+from ..io.atomic import atomic_path
+from ..io.tables import STDIO
+from ..io.vectors import StoredVectors, VectorTable, parquet_options, vector_batch, vector_schema
+from ..version import __version__
+from .chunks import CHUNK_ROWS, REUSE_KEYS, Chunk, ChunkStore, chunk_bounds, run_key
 from .encoder import Encoder
-from .errors import InputError
-from .tables import STDIO, atomic_path, read_table, require_values
-from .vectors import StoredVectors, VectorTable, parquet_options, vector_batch, vector_schema
-
-DEFAULT_TEXT_COLUMNS = ("title", "description")
-# Input rows encoded and written (as one Parquet row group) at a time: memory follows this, and
-# a killed run loses at most one chunk of work (about 10 s of a CPU, less on a GPU).
-CHUNK_ROWS = 4096
+from .texts import ItemTexts, read_item_texts
 
 
 @dataclass
@@ -41,150 +40,6 @@ class EmbedRun:
     reuse_note: str = ""  # why a previous output was not reused, if one was there
 
 
-def template_fields(template: str) -> list[str]:
-    """Column names a `{title}. {description}` style template refers to, in order."""
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise InputError(f"--text {template!r}: {exc}; write fields as {{column}}") from exc
-    fields = []
-    for _, name, spec, conversion in parsed:
-        if name is None:
-            continue
-        if not name or spec or conversion:
-            raise InputError(
-                f"--text {template!r}: use plain {{column}} fields "
-                "(no positional fields, format specs or conversions)"
-            )
-        fields.append(name)
-    if not fields:
-        raise InputError(
-            f"--text {template!r}: names no column; write e.g. '{{title}}. {{description}}'"
-        )
-    return fields
-
-
-def render_template(frame: pd.DataFrame, template: str) -> pd.Series:
-    """Fill the template for every row at once; missing values become empty strings."""
-    parts = string.Formatter().parse(template)
-    text = pd.Series("", index=frame.index, dtype="string")
-    for literal, name, _, _ in parts:
-        text = text + literal
-        if name is not None:
-            text = text + frame[name].astype("string").fillna("")
-    return text.str.strip()
-
-
-def join_columns(frame: pd.DataFrame, columns: list[str], sep: str = ". ") -> pd.Series:
-    """Join the non-empty values of `columns` with `sep`, without doubled separators."""
-    text = pd.Series("", index=frame.index, dtype="string")
-    for name in columns:
-        value = frame[name].astype("string").fillna("").str.strip()
-        text = text.where(value == "", text.where(text == "", text + sep) + value)
-    return text
-
-
-def item_texts(
-    frame: pd.DataFrame, path: str, id_col: str, template: str | None, text_cols: list[str] | None
-) -> pd.Series:
-    """The text to embed for each item row, from a template or a list of columns."""
-    if template and text_cols:
-        raise InputError("give either --text or --text-cols, not both")
-    if template:
-        columns = template_fields(template)
-    else:
-        columns = _text_columns(frame, text_cols)
-        if not columns:
-            raise InputError(
-                f"{path}: no 'title' or 'description' column; say which columns "
-                "hold the text with --text '{name}. {details}' or --text-cols"
-            )
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"{path}: no column {missing[0]!r} (columns: {', '.join(frame.columns)}); "
-            "fix --text / --text-cols"
-        )
-    texts = render_template(frame, template) if template else join_columns(frame, columns)
-    empty = texts == ""
-    if empty.any():
-        row = int(empty.to_numpy().argmax())
-        raise InputError(
-            f"{path}: row {row + 1} ({id_col} {frame[id_col].iloc[row]!r}) has no "
-            f"text in {', '.join(columns)}; fill it in or drop the row"
-        )
-    return texts
-
-
-def _text_columns(frame: pd.DataFrame, text_cols: list[str] | None) -> list[str]:
-    return text_cols or [c for c in DEFAULT_TEXT_COLUMNS if c in frame.columns]
-
-
-def check_unique_ids(ids: pd.Series, path: str, id_col: str) -> None:
-    """Fail on the first id that appears twice, naming both rows."""
-    dup = ids.duplicated(keep=False)
-    if dup.any():
-        rows = np.flatnonzero(dup.to_numpy())
-        first = ids.iloc[rows[0]]
-        second = rows[ids.iloc[rows].to_numpy() == first][1]
-        raise InputError(
-            f"{path}: {id_col} {first!r} appears twice (rows {rows[0] + 1} and "
-            f"{second + 1}); item ids must be unique"
-        )
-
-
-def text_hashes(texts: np.ndarray) -> np.ndarray:
-    """A short sha256 of each text, so a later run can tell which items changed."""
-    return np.array([hashlib.sha256(t.encode()).hexdigest()[:16] for t in texts], dtype=object)
-
-
-@dataclass
-class ItemTexts:
-    """An item table reduced to what embedding needs: ids, and each row's text as a code into
-    the distinct texts (numbered in order of first appearance)."""
-
-    path: str
-    ids: np.ndarray  # object array of str, one per row
-    codes: np.ndarray  # int64, one per row: index into texts
-    texts: np.ndarray  # object array of the distinct texts
-    hashes: np.ndarray  # object array, text_hashes(texts)
-    template: str  # what made the texts, for the metadata
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-def read_item_texts(
-    path: str,
-    *,
-    id_col: str = "item_id",
-    template: str | None = None,
-    text_cols: list[str] | None = None,
-) -> ItemTexts:
-    """Read an item table and render each row's text; fail on missing ids, texts or columns."""
-    needed = template_fields(template) if template else (text_cols or [])
-    frame = read_table(
-        path,
-        required=[id_col],
-        strings=needed or DEFAULT_TEXT_COLUMNS,
-        what="item table",
-        hint="pass --id-col NAME",
-    )
-    require_values(frame, id_col, path)
-    check_unique_ids(frame[id_col], path, id_col)
-    texts = item_texts(frame, path, id_col, template, text_cols)
-    codes, uniques = pd.factorize(texts, sort=False)
-    unique_texts = np.asarray(uniques, dtype=object)
-    return ItemTexts(
-        path,
-        frame[id_col].to_numpy(dtype=object),
-        codes.astype(np.int64),
-        unique_texts,
-        text_hashes(unique_texts),
-        template or "columns:" + ",".join(_text_columns(frame, text_cols)),
-    )
-
-
 def vector_meta(encoder: Encoder, normalize: bool, template: str) -> dict[str, str]:
     """The `llmrec.*` metadata of an item table made by `encoder`."""
     return {
@@ -193,10 +48,6 @@ def vector_meta(encoder: Encoder, normalize: bool, template: str) -> dict[str, s
         "template": template,
         "version": __version__,
     }
-
-
-# Metadata keys that must match for a stored vector to stand in for encoding its text again.
-REUSE_KEYS = ("model_fingerprint", "pooling", "max_length", "dtype", "normalized")
 
 
 def reuse_mismatch(meta: dict[str, str], wanted: dict[str, str]) -> str | None:
@@ -208,27 +59,10 @@ def reuse_mismatch(meta: dict[str, str], wanted: dict[str, str]) -> str | None:
     return None
 
 
-@dataclass
-class Chunk:
-    """Vectors for input rows [start, stop), and how many distinct texts each source gave."""
-
-    index: int
-    start: int
-    stop: int
-    vectors: np.ndarray
-    encoded: int = 0
-    reused: int = 0
-    resumed: bool = False
-    truncated: int = 0
-
-
 KnownLookup = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]  # hashes → (found, vectors)
+
+
 FinishedLookup = Callable[[int], np.ndarray | None]  # chunk index → its vectors, if done
-
-
-def chunk_bounds(n_rows: int, chunk_rows: int) -> list[tuple[int, int]]:
-    """Input-row ranges of the chunks that are encoded and written one at a time."""
-    return [(start, min(start + chunk_rows, n_rows)) for start in range(0, n_rows, chunk_rows)]
 
 
 def embed_chunks(
@@ -351,79 +185,6 @@ def embed_items(
     )
     truncated = sum(c.truncated for c in chunks)
     return table, EmbedRun(len(items), len(items.texts), len(items.texts), 0, 0, truncated)
-
-
-class ChunkStore:
-    """Finished chunks of an embed run, kept beside the output until the run succeeds.
-
-    A run that is killed leaves `.{output}.chunks/` behind; the next run with the same input
-    texts, model and settings (the folder's `key`) picks up every finished chunk instead of
-    encoding it again. A folder with another key is emptied. A run that cannot lock the folder
-    (another run is using it) keeps no chunks.
-    """
-
-    def __init__(self, folder: Path, key: str):
-        self.folder, self.key = folder, key
-        self._lock = None
-
-    @classmethod
-    def beside(cls, output: str, key: str) -> ChunkStore | None:
-        """The store for `output`, locked for this run; None where no store can be kept."""
-        target = Path(os.path.realpath(output))
-        if target.exists() and not target.is_file():
-            return None  # a device or pipe: nothing to resume into
-        store = cls(target.parent / f".{target.name}.chunks", key)
-        return store if store._open() else None
-
-    def _open(self) -> bool:
-        try:
-            self.folder.mkdir(exist_ok=True)
-            self._lock = open(self.folder / "lock", "w")  # noqa: SIM115 (held for the run)
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.close()
-            return False
-        key_file = self.folder / "key"
-        if not key_file.is_file() or key_file.read_text() != self.key:
-            for stale in self.folder.glob("chunk-*"):
-                stale.unlink(missing_ok=True)
-            key_file.write_text(self.key)
-        return True
-
-    def finished(self, index: int) -> np.ndarray | None:
-        """The vectors of chunk `index` if a previous run finished it."""
-        try:
-            return np.load(self.folder / f"chunk-{index:06d}.npy")
-        except (OSError, ValueError):
-            return None
-
-    def save(self, index: int, vectors: np.ndarray) -> None:
-        """Keep a chunk's vectors (written to a temp name, then renamed: never half a chunk)."""
-        tmp = self.folder / f".chunk-{index:06d}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as handle:
-            np.save(handle, vectors)
-        os.replace(tmp, self.folder / f"chunk-{index:06d}.npy")
-
-    def has_chunks(self) -> bool:
-        return any(self.folder.glob("chunk-*.npy"))
-
-    def close(self, remove: bool = False) -> None:
-        """Release the lock; with `remove`, delete the folder (the output is complete)."""
-        if remove:
-            shutil.rmtree(self.folder, ignore_errors=True)
-        if self._lock is not None:
-            self._lock.close()
-            self._lock = None
-
-
-def run_key(items: ItemTexts, meta: dict[str, str], chunk_rows: int) -> str:
-    """What a finished chunk depends on: the texts in row order, the model and its settings."""
-    digest = hashlib.sha256()
-    for key in REUSE_KEYS:
-        digest.update(f"{key}={meta.get(key)}\n".encode())
-    digest.update(f"chunk_rows={chunk_rows}\n".encode())
-    digest.update("".join(items.hashes[items.codes]).encode())
-    return digest.hexdigest()
 
 
 def previous_vectors(

@@ -1,12 +1,12 @@
-"""Interactions → history + held-out, deterministically: leave-last-n per user, or temporal."""
+"""Interactions → history + held-out, deterministically (ties in time fall back to file order)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .tables import parse_order
+from ..errors import InputError
+from .interactions import parse_order
 
 STRATEGIES = ("leave-last", "temporal")
 

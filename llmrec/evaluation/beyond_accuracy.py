@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .tables import read_interactions
-from .vectors import VectorTable, read_vectors
+from ..data.interactions import read_interactions
+from ..errors import InputError
+from ..io.vectors import VectorTable, read_vectors
 
 BLOCK_BYTES = 256 * 2**20
 

@@ -23,3 +23,9 @@ class InputError(LlmrecError):
 
 class ModelError(LlmrecError):
     """A model folder or hub id that cannot be used as asked (exit 2)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message (its type's name if it has none)."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    return lines[0].strip()[:300] if lines else type(exc).__name__

@@ -2,7 +2,7 @@
 
 import os
 
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 # MKL's strict reproducible mode on its AVX2 code path: float32 matrix products give the same
 # bits whatever the thread count (and on any AVX2 CPU), so a vector does not depend on how many

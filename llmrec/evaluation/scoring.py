@@ -1,0 +1,197 @@
+"""Rankings × held-out truth → per-user metrics, their means, and the accounting of users.
+
+Users in the truth but absent from a run score 0 on every metric and are counted; users
+ranked but absent from the truth are ignored and counted. Every run is scored on the same
+users: those of the truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..errors import InputError
+from . import beyond_accuracy, stats
+from .lists import as_arrow, encode, hits_of, read_rankings, read_truth, run_lists
+from .metrics import FUNCTIONS, METRICS
+
+
+@dataclass
+class Evaluation:
+    """One run's per-user metric values and the accounting of which users were scored."""
+
+    ks: list[int]
+    per_user: pd.DataFrame  # index user_id, columns "ndcg@10", ... (+ per-user beyond metrics)
+    users_evaluated: int
+    users_missing: int  # in the truth, not in the rankings: scored 0
+    users_ignored: int  # in the rankings, not in the truth
+    longest_list: int  # most items ranked for one user
+    sources: dict[str, str] = field(default_factory=dict)
+    catalog: dict[str, float] = field(default_factory=dict)  # coverage@k, gini@k
+
+    @property
+    def name(self) -> str:
+        return self.sources.get("rankings", "run")
+
+    def summary(self) -> dict[str, float]:
+        """Mean of every per-user metric over the evaluated users."""
+        return {name: float(value) for name, value in self.per_user.mean().items()}
+
+
+def parse_ks(text: str) -> list[int]:
+    """`5,10,20` → [5, 10, 20], sorted and unique; every k must be a positive integer."""
+    try:
+        ks = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError as exc:
+        raise InputError(f"-k {text!r}: give cut-offs as integers, e.g. -k 5,10,20") from exc
+    if not ks or ks[0] < 1:
+        raise InputError(f"-k {text!r}: every cut-off must be at least 1")
+    return ks
+
+
+def evaluate_runs(
+    truth: pa.Table | pd.DataFrame,
+    runs: list[pa.Table | pd.DataFrame],
+    ks: list[int],
+    *,
+    names: list[str] | None = None,
+    context: beyond_accuracy.Context | None = None,
+) -> list[Evaluation]:
+    """Score every run against the same truth at every k in `ks`."""
+    encoded = encode(as_arrow(truth), [as_arrow(r) for r in runs])
+    names = names or [f"run{i + 1}" for i in range(len(runs))]
+    depth = max(ks)
+    user_ids = encoded.user_names.take(pa.array(encoded.truth_users)).to_numpy(zero_copy_only=False)
+    index = pd.Index(user_ids, name="user_id", dtype=object)
+    in_truth = np.zeros(len(encoded.user_names), dtype=bool)
+    in_truth[encoded.truth_users] = True
+    results = []
+    for name, (users, items, table) in zip(names, encoded.runs, strict=True):
+        lists, ranked, longest = run_lists(users, items, table, encoded, depth)
+        hits = hits_of(lists, encoded.truth_users, encoded.truth_pairs, encoded.n_items)
+        columns = {
+            f"{metric}@{k}": FUNCTIONS[metric](hits, encoded.n_relevant, k)
+            for metric in METRICS
+            for k in ks
+        }
+        catalog = {}
+        if context is not None:
+            item_names = encoded.item_names.to_numpy(zero_copy_only=False)
+            per_user, catalog = context.measure(lists, item_names, ks)
+            columns.update(per_user)
+        results.append(
+            Evaluation(
+                ks=ks,
+                per_user=pd.DataFrame(columns, index=index),
+                users_evaluated=len(encoded.truth_users),
+                users_missing=int((in_truth & ~ranked).sum()),
+                users_ignored=int((ranked & ~in_truth).sum()),
+                longest_list=longest,
+                sources={"rankings": name},
+                catalog=catalog,
+            )
+        )
+    return results
+
+
+def evaluate_frames(
+    rankings: pd.DataFrame | pa.Table, truth: pd.DataFrame | pa.Table, ks: list[int]
+) -> Evaluation:
+    """Score one run against the truth (see evaluate_runs)."""
+    return evaluate_runs(truth, [rankings], ks)[0]
+
+
+def evaluate_files(
+    rankings_paths: str | list[str],
+    truth_path: str,
+    ks: list[int],
+    *,
+    context: beyond_accuracy.Context | None = None,
+) -> list[Evaluation] | Evaluation:
+    """Read runs and a truth file and evaluate them; one path in, one Evaluation out."""
+    single = isinstance(rankings_paths, str)
+    paths = [rankings_paths] if single else list(rankings_paths)
+    runs = [read_rankings(path) for path in paths]
+    results = evaluate_runs(read_truth(truth_path), runs, ks, names=paths, context=context)
+    for result in results:
+        result.sources["truth"] = truth_path
+    return results[0] if single else results
+
+
+@dataclass
+class Comparison:
+    """A run against the reference run, over the same users, per metric column."""
+
+    run: str
+    reference: str
+    columns: list[str]
+    test: stats.PairedTest
+
+
+@dataclass
+class Report:
+    """Every run's evaluation, with bootstrap intervals and comparisons when asked for."""
+
+    runs: list[Evaluation]
+    intervals: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    comparisons: list[Comparison] = field(default_factory=list)
+    resamples: int = 0
+
+    @property
+    def ks(self) -> list[int]:
+        return self.runs[0].ks
+
+
+def build_report(
+    runs: list[Evaluation], *, ci: bool = False, resamples: int = 1000, seed: int = 0
+) -> Report:
+    """Add 95% bootstrap intervals (if `ci`) and paired tests of each run against the first."""
+    report = Report(runs, resamples=resamples if ci else 0)
+    if ci:
+        if resamples < 1:
+            raise InputError(f"--bootstrap {resamples}: must be at least 1")
+        for run in runs:
+            lows, highs = stats.bootstrap_ci(
+                run.per_user.to_numpy(), resamples=resamples, seed=seed
+            )
+            report.intervals[run.name] = {
+                column: (float(lo), float(hi))
+                for column, lo, hi in zip(run.per_user.columns, lows, highs, strict=True)
+            }
+    reference = runs[0]
+    for run in runs[1:]:
+        columns = [c for c in reference.per_user.columns if c in run.per_user.columns]
+        test = stats.paired_tests(
+            reference.per_user[columns].to_numpy(), run.per_user[columns].to_numpy(), seed=seed
+        )
+        report.comparisons.append(Comparison(run.name, reference.name, columns, test))
+    return report
+
+
+def per_user_frame(runs: list[Evaluation]) -> pd.DataFrame:
+    """All runs' per-user values in one long table: run, user_id, one column per metric."""
+    frames = [run.per_user.reset_index().assign(run=run.name) for run in runs]
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[["run", "user_id", *[c for c in frame.columns if c not in ("run", "user_id")]]]
+
+
+def evaluate_report(
+    rankings_paths: list[str],
+    truth_path: str,
+    ks: list[int],
+    *,
+    items_path: str | None = None,
+    train_path: str | None = None,
+    ci: bool = False,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Report:
+    """The whole `llmrec evaluate`: runs × truth, beyond-accuracy measures, intervals, tests."""
+    if len(set(rankings_paths)) != len(rankings_paths):
+        raise InputError("the same rankings file is given twice; give each run once")
+    context = beyond_accuracy.Context.from_files(items_path, train_path)
+    runs = evaluate_files(list(rankings_paths), truth_path, ks, context=context)
+    return build_report(runs, ci=ci, resamples=resamples, seed=seed)

@@ -1,0 +1,49 @@
+"""Blends: several scorers' standardized scores, weighted and summed."""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from .scorers import Scorer
+
+
+def standardized(scores):
+    """Each row shifted to mean 0 and scaled to standard deviation 1 (constant rows → 0)."""
+    finite = scores.clone()
+    mean = finite.mean(dim=1, keepdim=True)
+    std = finite.std(dim=1, keepdim=True)
+    return (finite - mean) / std.where(std > 0, 1.0)
+
+
+def blend_scorer(parts: list[tuple[float, Scorer]]) -> Scorer:
+    """Σ weight · standardized(part scores): parts on different scales add fairly."""
+
+    def score(start: int, stop: int):
+        total = None
+        for weight, scorer in parts:
+            term = standardized(scorer(start, stop)) * weight
+            total = term if total is None else total.add_(term)
+        return total
+
+    return score
+
+
+def parse_blend(text: str) -> dict[str, float]:
+    """`text=1,cooc=0.5,pop=0.1` → {"text": 1.0, "cooc": 0.5, "pop": 0.1}."""
+    weights: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        name = name.strip()
+        if name not in BLEND_PARTS:
+            raise InputError(
+                f"--blend {text!r}: unknown part {name!r}; use {', '.join(BLEND_PARTS)}"
+            )
+        try:
+            weights[name] = float(value) if value else 1.0
+        except ValueError as exc:
+            raise InputError(f"--blend {text!r}: {part!r} needs a number, e.g. {name}=0.5") from exc
+    if not weights or all(w == 0 for w in weights.values()):
+        raise InputError(f"--blend {text!r}: give at least one part with a non-zero weight")
+    return weights
+
+
+BLEND_PARTS = ("text", "cooc", "ease", "pop")

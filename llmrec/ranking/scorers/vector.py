@@ -1,0 +1,84 @@
+"""Scores from vectors: dot products of user and item vectors, or each user's best match among
+several interest vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ...data.history import History
+from ...io.vectors import VectorTable
+from ..topk import exact_order, pair_scores, product
+from . import Scorer
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class VectorScorer:
+    """Dot products of user vectors with item vectors: a Scorer (a block of users against every
+    item, one matrix product) that `rank_blocks` also ranks by tiles (`vector_top_k`)."""
+
+    users: np.ndarray  # float32 (users, dim)
+    items: np.ndarray  # float32 (items, dim)
+
+    def __call__(self, start: int, stop: int) -> torch.Tensor:
+        import torch
+
+        users, items = torch.from_numpy(self.users[start:stop]), torch.from_numpy(self.items)
+        return product(users, items, out=torch.empty(len(users), len(items)))
+
+    def written_scores(
+        self, start: int, stop: int, values: torch.Tensor, columns: torch.Tensor, reorder: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scores to write for users [start, stop)'s chosen items (`pair_scores`), in
+        (score desc, column asc) order if `reorder`; excluded entries (−inf) stay so."""
+        import torch
+
+        exact = pair_scores(self.users[start:stop], self.items, columns.numpy())
+        exact = torch.from_numpy(exact).masked_fill(~torch.isfinite(values), -torch.inf)
+        return exact_order(exact, columns) if reorder else (exact, columns)
+
+
+def vector_scorer(users: VectorTable, items: VectorTable) -> VectorScorer:
+    """Dot products of a block of user vectors with every item vector (one matrix product)."""
+    return VectorScorer(users.vectors, items.vectors)
+
+
+def interest_scorer(interests: np.ndarray, items: VectorTable) -> Scorer:
+    """Each user's best match among several interest vectors: max over the user's recent items
+    (rows of `interests` hold item indices, −1 where a user has fewer)."""
+    import torch
+
+    item_matrix = torch.from_numpy(items.vectors)
+
+    def score(start: int, stop: int):
+        index = torch.from_numpy(interests[start:stop])
+        scores = item_matrix[index.clamp(min=0)] @ item_matrix.T  # users × interests × items
+        scores[index < 0] = -torch.inf
+        return scores.max(dim=1).values
+
+    return score
+
+
+def recent_items(history: History, user_ids: np.ndarray, n: int) -> np.ndarray:
+    """(users × n) indices of each user's n most recent distinct items, −1 where fewer."""
+    position = pd.Index(history.user_ids).get_indexer(user_ids)
+    latest_first = np.lexsort((history.age, history.user_index))
+    users, items = history.user_index[latest_first], history.item_index[latest_first]
+    keys = users * (int(history.item_index.max()) + 1) + items
+    first = ~pd.Series(keys).duplicated().to_numpy()
+    users, items = users[first], items[first]
+    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+    rank = np.arange(len(users)) - np.repeat(starts, np.diff(np.r_[starts, len(users)]))
+    keep = rank < n
+    table = np.full((history.n_users, n), -1, dtype=np.int64)
+    table[users[keep], rank[keep]] = items[keep]
+    out = np.full((len(user_ids), n), -1, dtype=np.int64)
+    out[position >= 0] = table[position[position >= 0]]
+    return out
