@@ -123,7 +123,8 @@ def write_csv(history, path: Path) -> None:
 
 def run_llmrec(folder: Path, output: str, history: str = "history.parquet", **weighting) -> None:
     from llmrec.io.vectors import read_vectors, write_vectors
-    from llmrec.profiles import Weighting, profile_history
+    from llmrec.options import Weighting
+    from llmrec.profiles import profile_history
 
     items = read_vectors(str(folder / "items.parquet"), "items")
     users, _ = profile_history(str(folder / history), items, weighting=Weighting(**weighting))

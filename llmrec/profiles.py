@@ -8,6 +8,7 @@ taken a block of users at a time so that no temporary is as large as the output.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,130 +18,11 @@ import scipy.sparse as sp
 from .data.history import History, map_encoded, map_history
 from .data.interactions import read_encoded_interactions, read_interactions
 from .errors import InputError
-from .io.vectors import VectorTable
+from .io.vectors import VectorTable, read_vectors, write_vectors
+from .options import HistoryColumns, Weighting
 from .version import __version__
 
-STRATEGIES = ("mean", "decay", "last", "weighted")
-
-
-WEIGHT_MODES = ("auto", "centered", "log", "raw")
-
-
-_TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
 BLOCK_VALUES = 1 << 22  # user rows × dim pooled per block: 16 MB of float32 temporaries
-
-
-def parse_half_life(value: str | float | None) -> tuple[float, str] | None:
-    """`5` → (5, "events"); `30d`, `12h`, `2w`, `90m`, `45s` → (seconds, "seconds")."""
-    if value is None or value == "":
-        return None
-    text = str(value).strip().lower()
-    unit = "events"
-    scale = 1.0
-    if text and text[-1] in _TIME_UNITS:
-        unit, scale, text = "seconds", _TIME_UNITS[text[-1]], text[:-1]
-    try:
-        amount = float(text) * scale
-    except ValueError:
-        amount = float("nan")
-    if not np.isfinite(amount) or amount <= 0:
-        raise InputError(
-            f"--half-life {value!r}: give a positive number of events (e.g. 5) "
-            "or a time such as 30d, 12h, 2w"
-        )
-    return amount, unit
-
-
-@dataclass(frozen=True)
-class Weighting:
-    """How a user's events are weighted into their profile.
-
-    mean: 1 each; decay: recency decay only; last: the last `last_n` events; weighted: from a
-    weight column (ratings centred per user so disliked items push away, quantities
-    log-scaled). A half-life (events or time) multiplies any of them by 0.5^(age/half-life).
-    """
-
-    strategy: str = "mean"
-    half_life: str | float | None = None
-    last_n: int | None = None
-    max_history: int | None = None
-    weight_col: str | None = None
-    weight_mode: str = "auto"
-
-    @property
-    def needs_time(self) -> bool:
-        """Whether the weights depend on event times (a half-life such as 30d)."""
-        decay = parse_half_life(self.half_life)
-        return decay is not None and decay[1] == "seconds"
-
-    def check(self) -> None:
-        """Reject inconsistent options before any file is read."""
-        if self.strategy not in STRATEGIES:
-            raise InputError(f"--strategy {self.strategy!r}: choose one of {', '.join(STRATEGIES)}")
-        decay = parse_half_life(self.half_life)
-        if self.strategy == "decay" and decay is None:
-            raise InputError(
-                "--strategy decay needs --half-life (events, e.g. 5, or a time, e.g. 30d)"
-            )
-        if self.strategy == "last" and (self.last_n is None or self.last_n < 1):
-            raise InputError("--strategy last needs --last-n N (N ≥ 1)")
-        if self.strategy == "weighted" and not self.weight_col:
-            raise InputError("--strategy weighted needs --weight-col (e.g. rating or quantity)")
-        if self.weight_mode not in WEIGHT_MODES:
-            raise InputError(
-                f"--weight-mode {self.weight_mode!r}: choose one of {', '.join(WEIGHT_MODES)}"
-            )
-        if self.max_history is not None and self.max_history < 1:
-            raise InputError(f"--max-history {self.max_history}: must be at least 1")
-
-    def weights(self, history: History) -> np.ndarray:
-        """Per-event weights (float32); 0 leaves an event out."""
-        self.check()
-        weights = np.ones(len(history.item_index), dtype=np.float64)
-        if self.strategy == "last":
-            weights *= history.age < self.last_n
-        if self.strategy == "weighted":
-            weights *= self._column_weights(history)
-        decay = parse_half_life(self.half_life)
-        if decay:
-            amount, unit = decay
-            age = history.age if unit == "events" else history.seconds_old()
-            weights *= np.power(0.5, age / amount)
-        if self.max_history:
-            weights *= history.age < self.max_history
-        return weights.astype(np.float32)
-
-    def _column_weights(self, history: History) -> np.ndarray:
-        values = history.weight
-        if values is None:
-            raise InputError(f"--weight-col {self.weight_col!r}: the column was not read")
-        if np.isnan(values).any():
-            raise InputError(f"--weight-col {self.weight_col!r} has empty or non-numeric values")
-        mode = self.weight_mode
-        if mode == "auto":
-            mode = (
-                "centered"
-                if "rat" in self.weight_col.lower() or "star" in self.weight_col.lower()
-                else "log"
-            )
-        if mode == "centered":
-            means = history.user_sums(values) / history.counts
-            return values - np.repeat(means, history.counts)
-        if mode == "log":
-            return np.log1p(np.maximum(values, 0))
-        return values
-
-    def metadata(self) -> dict[str, str]:
-        meta = {"strategy": self.strategy}
-        for key in ("half_life", "last_n", "max_history", "weight_col"):
-            value = getattr(self, key)
-            if value not in (None, ""):
-                meta[key] = str(value)
-        if self.weight_col:
-            meta["weight_mode"] = self.weight_mode
-        return meta
 
 
 def build_profiles(
@@ -335,3 +217,41 @@ def profile_history(
         time_col=time_col,
         weighting=weighting,
     )
+
+
+@dataclass
+class ProfileRun:
+    """What `profile_to_file` wrote: the user table, and how the history mapped onto the items."""
+
+    users: VectorTable
+    history: History
+    from_text: bool  # the history named free text, embedded with the items' model
+
+
+def profile_to_file(
+    history_path: str,
+    items_path: str,
+    output: str,
+    *,
+    columns: HistoryColumns | None = None,
+    weighting: Weighting | None = None,
+    on_step: Callable[[], None] | None = None,
+) -> ProfileRun:
+    """`llmrec profile`: read the item table and the history, write one vector per user."""
+    columns = columns or HistoryColumns()
+    items = read_vectors(items_path, "items")
+    if on_step:
+        on_step()
+    users, history = profile_history(
+        history_path,
+        items,
+        text_col=columns.text_col,
+        user_col=columns.user_col,
+        item_col=columns.item_col,
+        time_col=columns.time_col,
+        weighting=weighting,
+    )
+    if on_step:
+        on_step()
+    write_vectors(users, output)
+    return ProfileRun(users, history, columns.text_col is not None)

@@ -27,6 +27,7 @@ LAYERS = {
     "engine": 1,
     "io": 1,
     "data": 1,
+    "options": 1,
     "errors": 0,
     "version": 0,
 }

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from llmrec.data.history import map_history
 from llmrec.errors import InputError
 from llmrec.io.vectors import VectorTable
-from llmrec.profiles import Weighting, build_profiles, parse_half_life, profile_users
+from llmrec.options import Weighting, parse_half_life
+from llmrec.profiles import build_profiles, profile_users
 
 ITEM_VECTORS = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]], dtype=np.float32)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import functools
+import inspect
 import json
 import os
 import sys
@@ -18,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..errors import EXIT_BAD_INPUT, EXIT_FAILURE, LlmrecError
+from ..options import HistoryColumns, Weighting
 from ..version import __version__
 
 try:  # recent typer ships its own copy of click, whose exceptions its parser raises
@@ -80,7 +82,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    rich_markup_mode="markdown",
 )
 
 
@@ -93,7 +95,8 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but er
 Engine = Annotated[
     str,
     typer.Option(
-        help="local | ray: run on this machine, or on a Ray cluster (pip install 'llmrec[ray]')."
+        rich_help_panel="Engine",
+        help="local | ray: run on this machine, or on a Ray cluster (pip install 'llmrec[ray]').",
     ),
 ]
 
@@ -101,8 +104,9 @@ Engine = Annotated[
 RayAddress = Annotated[
     str | None,
     typer.Option(
+        rich_help_panel="Engine",
         help="With --engine ray: 'auto' (the cluster this machine belongs to) or "
-        "ray://HOST:10001 [default: start a private local Ray on 127.0.0.1]."
+        "ray://HOST:10001 [default: start a private local Ray on 127.0.0.1].",
     ),
 ]
 
@@ -110,7 +114,8 @@ RayAddress = Annotated[
 Concurrency = Annotated[
     int | None,
     typer.Option(
-        help="With --engine ray: workers at once [default: one per GPU share, else per CPU]."
+        rich_help_panel="Engine",
+        help="With --engine ray: workers at once [default: one per GPU share, else per CPU].",
     ),
 ]
 
@@ -118,55 +123,90 @@ Concurrency = Annotated[
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
 
 
-UserCol = Annotated[str, typer.Option(help="History column holding user ids.")]
-
-
-ItemCol = Annotated[str, typer.Option(help="History column holding item ids.")]
-
-
-TimeCol = Annotated[
-    str | None,
-    typer.Option(
-        help="History column giving the order: unix seconds, ISO dates or any number "
-        "[default: 'timestamp' if present, else file order]."
+HISTORY_PANEL = "History: columns and weighting"
+# The options that read a history and weight its events, shared by `profile` and `rank`:
+# (name, type, default, help), declared here once and added by `history_options`.
+_HISTORY_OPTIONS = [
+    ("user_col", str, "user_id", "History column holding user ids."),
+    ("item_col", str, "item_id", "History column holding item ids."),
+    (
+        "time_col",
+        str | None,
+        None,
+        "History column giving the order: unix seconds, ISO dates or any number "
+        "[default: 'timestamp' if present, else file order].",
+    ),
+    ("strategy", str, "mean", "How history events are weighted: mean | decay | last | weighted."),
+    (
+        "half_life",
+        str | None,
+        None,
+        "Recency decay: weight halves every N events (5) or span of time (30d, 12h).",
+    ),
+    ("last_n", int | None, None, "With --strategy last: the N most recent events."),
+    ("max_history", int | None, None, "Use only each user's N most recent events."),
+    (
+        "weight_col",
+        str | None,
+        None,
+        "With --strategy weighted: a rating (centred per user) or quantity column.",
+    ),
+    (
+        "weight_mode",
+        str,
+        "auto",
+        "auto | centered | log | raw (auto: centred for ratings, else log).",
+    ),
+    (
+        "history_text_col",
+        str | None,
+        None,
+        "History column of free text (e.g. 'Apple iPhone 12') instead of item ids.",
     ),
 ]
 
 
-Strategy = Annotated[
-    str, typer.Option(help="How history events are weighted: mean | decay | last | weighted.")
-]
+UserCol = Annotated[str, typer.Option(help=_HISTORY_OPTIONS[0][3])]
+ItemCol = Annotated[str, typer.Option(help=_HISTORY_OPTIONS[1][3])]
+TimeCol = Annotated[str | None, typer.Option(help=_HISTORY_OPTIONS[2][3])]
 
 
-HalfLife = Annotated[
-    str | None,
-    typer.Option(
-        help="Recency decay: weight halves every N events (5) or span of time (30d, 12h)."
-    ),
-]
+def history_options(func: Callable) -> Callable:
+    """Give a command the shared history options; it receives them as `columns`
+    (HistoryColumns) and `weighting` (Weighting) instead of ten separate values."""
+    signature = inspect.signature(func, eval_str=True)
+    kept = [p for name, p in signature.parameters.items() if name not in ("columns", "weighting")]
+    added = [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            default=default,
+            annotation=Annotated[kind, typer.Option(help=help, rich_help_panel=HISTORY_PANEL)],
+        )
+        for name, kind, default, help in _HISTORY_OPTIONS
+    ]
+    tail = [p for p in kept if p.name in ("quiet", "debug")]
+    head = [p for p in kept if p.name not in ("quiet", "debug")]
 
+    @functools.wraps(func)
+    def wrapper(**kwargs):
+        values = {name: kwargs.pop(name) for name, *_ in _HISTORY_OPTIONS}
+        columns = HistoryColumns(
+            values["user_col"], values["item_col"], values["time_col"], values["history_text_col"]
+        )
+        weighting = Weighting(
+            values["strategy"],
+            values["half_life"],
+            values["last_n"],
+            values["max_history"],
+            values["weight_col"],
+            values["weight_mode"],
+        )
+        return func(**kwargs, columns=columns, weighting=weighting)
 
-LastN = Annotated[int | None, typer.Option(help="With --strategy last: the N most recent events.")]
-
-
-WeightCol = Annotated[
-    str | None,
-    typer.Option(help="With --strategy weighted: a rating (centred per user) or quantity column."),
-]
-
-
-HistoryTextCol = Annotated[
-    str | None,
-    typer.Option(help="History column of free text (e.g. 'Apple iPhone 12') instead of item ids."),
-]
-
-
-WeightMode = Annotated[
-    str, typer.Option(help="auto | centered | log | raw (auto: centred for ratings, else log).")
-]
-
-
-MaxHistory = Annotated[int | None, typer.Option(help="Use only each user's N most recent events.")]
+    wrapper.__signature__ = signature.replace(parameters=head + added + tail)
+    wrapper.__annotations__ = {p.name: p.annotation for p in head + added + tail}
+    return wrapper
 
 
 def command(func: Callable) -> Callable:

@@ -7,26 +7,17 @@ from typing import Annotated
 
 import typer
 
-from ..errors import LlmrecError
+from ..options import HistoryColumns, RankOptions, Weighting
 from .common import (
     Concurrency,
     Debug,
     Engine,
-    HalfLife,
-    HistoryTextCol,
-    ItemCol,
-    LastN,
-    MaxHistory,
     Quiet,
     RayAddress,
-    Strategy,
-    TimeCol,
-    UserCol,
-    WeightCol,
-    WeightMode,
     check_outputs,
     command,
     history_note,
+    history_options,
     progress,
     ray_options,
     say,
@@ -34,64 +25,103 @@ from .common import (
 
 
 @command
+@history_options
 def rank(
     items: Annotated[
         str | None,
-        typer.Option(help="Item vector table from 'llmrec embed' (with --baseline: the catalog)."),
+        typer.Option(
+            rich_help_panel="Input and output",
+            help="Item vector table from 'llmrec embed' (with --baseline: the catalog).",
+        ),
     ] = None,
     users: Annotated[
-        str | None, typer.Option(help="User vector table from 'llmrec profile'.")
+        str | None,
+        typer.Option(
+            rich_help_panel="Input and output", help="User vector table from 'llmrec profile'."
+        ),
     ] = None,
     user_history: Annotated[
         str | None,
         typer.Option(
-            help="Interactions: profile users on the fly (or, with --users, only exclude seen items)."
+            rich_help_panel="Input and output",
+            help="Interactions: profile users on the fly (or, with --users, only exclude seen items).",
         ),
     ] = None,
-    k: Annotated[int, typer.Option("-k", help="Items per user.")] = 10,
+    k: Annotated[
+        int, typer.Option("-k", rich_help_panel="Input and output", help="Items per user.")
+    ] = 10,
     output: Annotated[
-        str, typer.Option("--output", "-o", help="Rankings CSV to write; - for stdout.")
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            rich_help_panel="Input and output",
+            help="Rankings CSV to write; - for stdout.",
+        ),
     ] = "rankings.csv",
     include_seen: Annotated[
-        bool, typer.Option("--include-seen", help="Keep items already in a user's history.")
+        bool,
+        typer.Option(
+            "--include-seen",
+            rich_help_panel="Input and output",
+            help="Keep items already in a user's history.",
+        ),
     ] = False,
     baseline: Annotated[
         str | None,
-        typer.Option(help="Rank without embeddings: popular | random (needs --user-history)."),
+        typer.Option(
+            rich_help_panel="Scoring",
+            help="Rank without embeddings: popular | random (needs --user-history).",
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of --baseline random.")] = 0,
+    seed: Annotated[
+        int, typer.Option(rich_help_panel="Scoring", help="Seed of --baseline random.")
+    ] = 0,
     blend: Annotated[
         str | None,
         typer.Option(
+            rich_help_panel="Scoring",
             help="Mix scores, e.g. text=1,cooc=0.5,pop=0.1: text similarity, item-to-item "
-            "co-occurrence (cooc) or EASE (ease) learned from --user-history, popularity (pop)."
+            "co-occurrence (cooc) or EASE (ease) learned from --user-history, popularity (pop).",
         ),
     ] = None,
-    ease_lambda: Annotated[float, typer.Option(help="EASE regularisation.")] = 500.0,
+    ease_lambda: Annotated[
+        float, typer.Option(rich_help_panel="Scoring", help="EASE regularisation.")
+    ] = 500.0,
     cache_dir: Annotated[
         str | None,
         typer.Option(
-            help="Keep fitted cooc/ease models here; reused while the history is unchanged."
+            rich_help_panel="Scoring",
+            help="Keep fitted cooc/ease models here; reused while the history is unchanged.",
         ),
     ] = None,
     interests: Annotated[
         int,
-        typer.Option(help="Score text by each user's best match among their N most recent items."),
+        typer.Option(
+            rich_help_panel="Scoring",
+            help="Score text by each user's best match among their N most recent items.",
+        ),
     ] = 0,
     diversify: Annotated[
         float,
-        typer.Option(help="Re-rank by maximal marginal relevance: 0 = off … 1 = only diversity."),
+        typer.Option(
+            rich_help_panel="Scoring",
+            help="Re-rank by maximal marginal relevance: 0 = off … 1 = only diversity.",
+        ),
     ] = 0.0,
     explain: Annotated[
         bool,
         typer.Option(
-            "--explain", help="Add a 'because' column: the history item behind each pick."
+            "--explain",
+            rich_help_panel="Scoring",
+            help="Add a 'because' column: the history item behind each pick.",
         ),
     ] = False,
     fast: Annotated[
         bool,
         typer.Option(
             "--fast",
+            rich_help_panel="Scoring",
             help="Score in bfloat16, then re-score each user's 3k best candidates in float32 "
             "(users too close to call are ranked again in float32). Faster only on CPUs with "
             "bfloat16 instructions (AVX512-BF16, AMX); lists match the exact ranking on ≥ 99.99 % "
@@ -99,16 +129,8 @@ def rank(
             "only: not with --baseline, --interests or cooc/ease/pop blends.",
         ),
     ] = False,
-    user_col: UserCol = "user_id",
-    item_col: ItemCol = "item_id",
-    time_col: TimeCol = None,
-    strategy: Strategy = "mean",
-    half_life: HalfLife = None,
-    last_n: LastN = None,
-    max_history: MaxHistory = None,
-    weight_col: WeightCol = None,
-    weight_mode: WeightMode = "auto",
-    history_text_col: HistoryTextCol = None,
+    columns: HistoryColumns | None = None,
+    weighting: Weighting | None = None,
     engine: Engine = "local",
     ray_address: RayAddress = None,
     concurrency: Concurrency = None,
@@ -116,17 +138,23 @@ def rank(
     debug: Debug = False,
 ) -> None:
     """Score users against items and write each user's top k as CSV (user_id,rank,item_id,score)."""
-    from ..profiles import Weighting
     from ..ranking.blend import parse_blend
     from ..ranking.run import rank_to_file
 
-    if users is None and user_history is None:
-        raise LlmrecError("give --users users.parquet or --user-history history.csv")
-    if k < 1:
-        raise LlmrecError(f"-k {k}: must be at least 1")
-    if baseline is None and items is None:
-        raise LlmrecError("give --items items.parquet (or rank with --baseline popular|random)")
     check_outputs([output], [items, users, user_history])
+    options = RankOptions(
+        k=k,
+        exclude_seen=not include_seen,
+        baseline=baseline,
+        seed=seed,
+        blend=parse_blend(blend) if blend else {"text": 1.0},
+        ease_lambda=ease_lambda,
+        cache_dir=cache_dir,
+        explain=explain,
+        diversify_strength=diversify,
+        interests=interests,
+        fast=fast,
+    )
     ray = ray_options(engine, ray_address, concurrency)
     started = time.perf_counter()
     with progress(quiet) as bar:
@@ -134,29 +162,12 @@ def rank(
         result = rank_to_file(
             items,
             output,
-            k,
+            options,
             users_path=users,
             history_path=user_history,
-            exclude_seen=not include_seen,
-            baseline=baseline,
-            seed=seed,
-            blend=parse_blend(blend) if blend else None,
-            ease_lambda=ease_lambda,
-            explain=explain,
-            diversify_strength=diversify,
-            interests=interests,
-            fast=fast,
+            columns=columns,
+            weighting=weighting,
             ray=ray,
-            profile_options=dict(
-                user_col=user_col,
-                item_col=item_col,
-                time_col=time_col,
-                text_col=history_text_col,
-                cache_dir=cache_dir,
-                weighting=Weighting(
-                    strategy, half_life, last_n, max_history, weight_col, weight_mode
-                ),
-            ),
             on_start=lambda n: bar.update(task, total=n),
             on_block=lambda n: bar.advance(task, n),
         )

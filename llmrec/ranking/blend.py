@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from ..errors import InputError
+from ..options import BLEND_PARTS
 from .scorers import Scorer
+
+if TYPE_CHECKING:
+    import torch
 
 
 def standardized(scores):
@@ -14,17 +22,23 @@ def standardized(scores):
     return (finite - mean) / std.where(std > 0, 1.0)
 
 
-def blend_scorer(parts: list[tuple[float, Scorer]]) -> Scorer:
+@dataclass
+class BlendScorer(Scorer):
     """Σ weight · standardized(part scores): parts on different scales add fairly."""
 
-    def score(start: int, stop: int):
+    parts: list[tuple[float, Callable[[int, int], torch.Tensor]]]
+
+    def __call__(self, start: int, stop: int) -> torch.Tensor:
         total = None
-        for weight, scorer in parts:
+        for weight, scorer in self.parts:
             term = standardized(scorer(start, stop)) * weight
             total = term if total is None else total.add_(term)
         return total
 
-    return score
+
+def blend_scorer(parts: list[tuple[float, Callable[[int, int], torch.Tensor]]]) -> BlendScorer:
+    """The weighted sum of standardized scores of `parts` (see `BlendScorer`)."""
+    return BlendScorer(parts)
 
 
 def parse_blend(text: str) -> dict[str, float]:
@@ -44,6 +58,3 @@ def parse_blend(text: str) -> dict[str, float]:
     if not weights or all(w == 0 for w in weights.values()):
         raise InputError(f"--blend {text!r}: give at least one part with a non-zero weight")
     return weights
-
-
-BLEND_PARTS = ("text", "cooc", "ease", "pop")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
 
+from .scorers.item_to_item import ItemModel
 from .topk import DEFAULT_BLOCK_BYTES
 
 
@@ -18,10 +20,10 @@ class Explainer:
     contribution for that user, weighted as in the blend, and summed.
     """
 
-    rows: object  # CSR users × items: each user's history weights
+    rows: sp.csr_matrix  # users × items: each user's history weights
     item_ids: np.ndarray
     text: tuple[float, np.ndarray] | None = None  # (blend weight, item vectors)
-    models: list = None  # [(blend weight, ItemModel)]
+    models: list[tuple[float, ItemModel]] = field(default_factory=list)  # (blend weight, model)
     budget_bytes: int = DEFAULT_BLOCK_BYTES
 
     def because(self, start: int, stop: int, columns: np.ndarray) -> np.ndarray:
@@ -38,7 +40,7 @@ class Explainer:
                 weight, vectors = self.text
                 part = (vectors[recs] @ vectors.T) * history[:, None, :]
                 total += weight * _scaled(part)
-            for weight, model in self.models or []:
+            for weight, model in self.models:
                 part = model.columns(recs.ravel()).reshape(recs.shape + (n_items,))
                 total += weight * _scaled(part * history[:, None, :])
             total[np.broadcast_to(history[:, None, :] == 0, total.shape)] = -np.inf

@@ -1,73 +1,131 @@
-"""Files and options → what to rank: user ids, item ids, the scorer, the history, an explainer."""
+"""Files and options → what to rank: the users, the catalog, the scorer, the history they
+came from, and what explains or diversifies the lists."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from ..data.history import map_history
+from ..data.history import History, map_history
 from ..data.interactions import read_interactions
 from ..errors import InputError
-from ..io.vectors import check_compatible, read_vectors
+from ..io.vectors import VectorTable, check_compatible, read_vectors
+from ..options import HistoryColumns, RankOptions
 from ..profiles import Weighting, profile_history
 from .blend import blend_scorer
 from .explain import Explainer
-from .scorers import item_to_item
-from .scorers.baselines import BASELINES, popularity_scorer, random_scorer
+from .scorers import Scorer, item_to_item
+from .scorers.baselines import popularity_scorer, random_scorer
 from .scorers.item_to_item import TextNeighbours, item_model_scorer
 from .scorers.vector import interest_scorer, recent_items, vector_scorer
+from .topk import DEFAULT_BLOCK_BYTES
+
+
+@dataclass
+class RankPlan:
+    """Users (sorted by id) × a catalog (sorted by id), and how to score them."""
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    scorer: Scorer
+    history: History | None  # mapped onto the catalog, when one was read
+    explainer: Explainer | None = None
+    item_vectors: np.ndarray | None = None  # for diversification
+    budget_bytes: int = DEFAULT_BLOCK_BYTES  # for one block of the final scores
+
+
+def plan(
+    items_path: str | None,
+    options: RankOptions,
+    *,
+    users_path: str | None = None,
+    history_path: str | None = None,
+    columns: HistoryColumns | None = None,
+    weighting: Weighting | None = None,
+) -> RankPlan:
+    """Read what `options` needs and build the scorer: a baseline, or vectors (from a user table
+    or profiled from the history) blended with what the history teaches."""
+    if users_path is None and history_path is None:
+        raise InputError("give --users users.parquet or --user-history history.csv")
+    columns = columns or HistoryColumns()
+    if options.baseline:
+        return baseline_plan(options, items_path, history_path, columns)
+    if not items_path:
+        raise InputError("give --items items.parquet (or rank with --baseline popular|random)")
+    return vector_plan(items_path, options, users_path, history_path, columns, weighting)
 
 
 def vector_plan(
-    items_path, users_path, history_path, options, blend, ease_lambda, explain, interests=0
-):
-    """User ids, the item table, the (blended) scorer, the history and an explainer."""
-    if not items_path:
-        raise InputError("give --items items.parquet (or --baseline popular|random)")
+    items_path: str,
+    options: RankOptions,
+    users_path: str | None,
+    history_path: str | None,
+    columns: HistoryColumns,
+    weighting: Weighting | None,
+) -> RankPlan:
+    """Users by their vectors, scored against the items' (and blended, explained)."""
     items = read_vectors(items_path, "items").sorted_by_id()
-    weighting = options.get("weighting") or Weighting()
+    weighting = weighting or Weighting()
     if users_path:
         users = read_vectors(users_path, "users").sorted_by_id()
         check_compatible(users, items, users_path, items_path)
         history = None
-        if history_path and not options.get("text_col"):
-            columns = _pick(options, "user_col", "item_col", "time_col")
+        if history_path and not columns.text_col:
             extra = [weighting.weight_col] if weighting.weight_col else []
-            interactions = read_interactions(history_path, extra=extra, **columns)
+            interactions = read_interactions(history_path, extra=extra, **_id_columns(columns))
             history = map_history(interactions, items.ids, weighting.weight_col)
-    elif history_path:
+    else:
         users, history = profile_history(
             history_path,
             items,
-            **_pick(options, "text_col", "user_col", "item_col", "time_col", "weighting"),
+            text_col=columns.text_col,
+            user_col=columns.user_col,
+            item_col=columns.item_col,
+            time_col=columns.time_col,
+            weighting=weighting,
         )
-        if options.get("text_col"):
+        if columns.text_col:
             history = None  # free text names no catalog item: nothing to exclude or learn from
-    else:
-        raise InputError("give --users users.parquet or --user-history history.csv")
-    if interests < 0:
-        raise InputError(f"--interests {interests}: must be 0 (one profile) or more")
-    if history is None and (explain or interests or set(blend) - {"text"}):
+    if history is None and options.learns_from_history:
         raise InputError("--blend with cooc, ease or pop, and --explain, need --user-history")
+    scorer, explainer = blended_scorer(users, items, history, options, weighting)
+    budget = (options.budget_bytes or DEFAULT_BLOCK_BYTES) // max(options.interests, 1)
+    if len(options.blend) > 1:
+        budget //= len(options.blend) + 1  # a score block per part, plus the sum
+    vectors = items.vectors if options.diversify_strength > 0 else None
+    return RankPlan(users.ids, items.ids, scorer, history, explainer, vectors, budget)
+
+
+def blended_scorer(
+    users: VectorTable,
+    items: VectorTable,
+    history: History | None,
+    options: RankOptions,
+    weighting: Weighting,
+) -> tuple[Scorer, Explainer | None]:
+    """The scorer of each blend part with a non-zero weight, summed if several; and the
+    explainer of their scores when `options.explain`."""
+    blend = options.blend
     rows = None
-    if history is not None and (explain or set(blend) - {"text", "pop"}):
+    if history is not None and (options.explain or set(blend) - {"text", "pop"}):
         rows = item_to_item.history_matrix(
             history, users.ids, len(items), weighting.weights(history)
         )
-    parts, explainer = [], Explainer(rows, items.ids, models=[]) if explain else None
     borrow = None  # only blends that use text lend it to new items; cooc/ease alone stay pure
     if history is not None and blend.get("text") and set(blend) & {"cooc", "ease"}:
         cold = np.bincount(history.item_index, minlength=len(items)) == 0  # no interactions yet
         borrow = TextNeighbours.of(cold, items.vectors)
+    parts, text, models = [], None, []
     for name, weight in blend.items():
         if weight == 0:
             continue
-        if name == "text" and interests:
-            recent = recent_items(history, users.ids, interests)
+        if name == "text" and options.interests:
+            recent = recent_items(history, users.ids, options.interests)
             parts.append((weight, interest_scorer(recent, items)))
         elif name == "text":
             parts.append((weight, vector_scorer(users, items)))
-            if explainer:
-                explainer.text = (weight, items.vectors)
+            text = (weight, items.vectors)
         elif name == "pop":
             popularity = np.log1p(item_to_item.item_popularity(history, len(items)))
             parts.append((weight, popularity_scorer(popularity)))
@@ -76,35 +134,42 @@ def vector_plan(
                 name,
                 history,
                 items.ids,
-                ease_lambda=ease_lambda,
-                cache_dir=options.get("cache_dir"),
+                ease_lambda=options.ease_lambda,
+                cache_dir=options.cache_dir,
             )
             parts.append((weight, item_model_scorer(model, rows, borrow)))
-            if explainer:
-                explainer.models.append((weight, model))
+            models.append((weight, model))
     scorer = parts[0][1] if len(parts) == 1 else blend_scorer(parts)
-    return users.ids, items, scorer, history, explainer
+    explainer = Explainer(rows, items.ids, text, models) if options.explain else None
+    return scorer, explainer
 
 
-def _pick(options: dict, *keys: str) -> dict:
-    return {key: options[key] for key in keys if options.get(key) is not None}
-
-
-def baseline_plan(baseline, items_path, history_path, options, seed):
-    """Users, catalog and scorer of a baseline; the catalog is the item table or the history's."""
-    if baseline not in BASELINES:
-        raise InputError(f"--baseline {baseline!r}: choose one of {', '.join(BASELINES)}")
+def baseline_plan(
+    options: RankOptions,
+    items_path: str | None,
+    history_path: str | None,
+    columns: HistoryColumns,
+) -> RankPlan:
+    """Users and scorer of a baseline; the catalog is the item table or the history's items."""
     if not history_path:
-        raise InputError(f"--baseline {baseline} needs --user-history history.csv")
-    interactions = read_interactions(
-        history_path, **_pick(options, "user_col", "item_col", "time_col")
-    )
+        raise InputError(f"--baseline {options.baseline} needs --user-history history.csv")
+    interactions = read_interactions(history_path, **_id_columns(columns))
     if items_path:
         item_ids = read_vectors(items_path, "items").sorted_by_id().ids
     else:
         item_ids = np.sort(interactions["item_id"].unique().to_numpy(dtype=object))
     history = map_history(interactions, item_ids)
-    if baseline == "random":
-        return history.user_ids, item_ids, random_scorer(len(item_ids), seed), history
-    counts = item_to_item.item_popularity(history, len(item_ids))
-    return history.user_ids, item_ids, popularity_scorer(counts), history
+    if options.baseline == "random":
+        scorer = random_scorer(len(item_ids), options.seed)
+    else:
+        scorer = popularity_scorer(item_to_item.item_popularity(history, len(item_ids)))
+    budget = options.budget_bytes or DEFAULT_BLOCK_BYTES
+    return RankPlan(history.user_ids, item_ids, scorer, history, budget_bytes=budget)
+
+
+def _id_columns(columns: HistoryColumns) -> dict[str, str | None]:
+    return {
+        "user_col": columns.user_col,
+        "item_col": columns.item_col,
+        "time_col": columns.time_col,
+    }

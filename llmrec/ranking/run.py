@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -13,12 +12,12 @@ from ..data.history import History, Seen
 from ..engine.ray import RayOptions
 from ..errors import InputError
 from ..io.atomic import open_output
+from ..options import HistoryColumns, RankOptions
+from ..profiles import Weighting
 from .diversify import diversify
 from .explain import Explainer
-from .plan import baseline_plan, vector_plan
-from .scorers import Scorer
-from .scorers.vector import VectorScorer
-from .tiles import scored_top_k, vector_top_k
+from .plan import plan
+from .scorers import Scorer, Tops
 from .topk import DEFAULT_BLOCK_BYTES
 
 RANKING_COLUMNS = ["user_id", "rank", "item_id", "score"]
@@ -43,34 +42,36 @@ def rank_blocks(
 
     Users and items must be sorted by id so that the output is sorted by user and ties fall
     to the smaller item id. Seen items get −inf and never appear in the output. `diversity`
-    (λ, item vectors) re-ranks the top candidates by maximal marginal relevance. A
-    `VectorScorer` is ranked by tiles (`vector_top_k`), which `fast` lets score in bfloat16,
-    and which `ray` spreads over a Ray cluster in user blocks.
+    (λ, item vectors) re-ranks the top candidates by maximal marginal relevance. A tiled scorer
+    may score in bfloat16 first (`fast`) and spread its user blocks over a Ray cluster (`ray`).
     """
     if k < 1:
         raise InputError(f"-k {k}: must be at least 1")
+    if fast and not scorer.tiled:
+        raise InputError(FAST_ONLY_VECTORS)
+    if ray is not None and not scorer.tiled:
+        raise InputError(RAY_ONLY_VECTORS)
     kk = min(k, len(item_ids))
     fetch = min(max(5 * k, 50), len(item_ids)) if diversity else kk
-    if isinstance(scorer, VectorScorer):
-        run = vector_top_k
-        if ray is not None:
-            from .on_ray import top_k_on_ray
+    tops = scorer.top_k(len(user_ids), len(item_ids), fetch, seen, budget_bytes, fast=fast, ray=ray)
+    return _frames(tops, user_ids, item_ids, scorer, kk, on_block, explainer, diversity)
 
-            run = partial(top_k_on_ray, options=ray)
-        tops = run(
-            scorer.users, scorer.items, fetch, seen=seen, budget_bytes=budget_bytes, fast=fast
-        )
-    elif ray is not None:
-        raise InputError(RAY_ONLY_VECTORS)
-    elif fast:
-        raise InputError(FAST_ONLY_VECTORS)
-    else:
-        tops = scored_top_k(scorer, len(user_ids), len(item_ids), fetch, seen, budget_bytes)
+
+def _frames(
+    tops: Tops,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    scorer: Scorer,
+    k: int,
+    on_block: Callable[[int], None] | None,
+    explainer: Explainer | None,
+    diversity: tuple[float, np.ndarray] | None,
+) -> Iterator[pd.DataFrame]:
+    """Each block's top k as ranking rows: diversified, with written scores and explanations."""
     for start, stop, values, columns in tops:
         if diversity:
-            values, columns = diversify(values, columns, diversity[1], kk, diversity[0])
-        if isinstance(scorer, VectorScorer):
-            values, columns = scorer.written_scores(start, stop, values, columns, not diversity)
+            values, columns = diversify(values, columns, diversity[1], k, diversity[0])
+        values, columns = scorer.written_scores(start, stop, values, columns, not diversity)
         frame = _block_frame(user_ids[start:stop], item_ids, values.numpy(), columns.numpy())
         if explainer is not None:
             because = explainer.because(start, stop, columns.numpy())
@@ -129,89 +130,53 @@ class RankResult:
 def rank_to_file(
     items_path: str | None,
     output: str,
-    k: int,
+    options: RankOptions,
     *,
     users_path: str | None = None,
     history_path: str | None = None,
-    exclude_seen: bool = True,
-    profile_options: dict | None = None,
-    baseline: str | None = None,
-    seed: int = 0,
-    blend: dict[str, float] | None = None,
-    ease_lambda: float = 500.0,
-    explain: bool = False,
-    diversify_strength: float = 0.0,
-    interests: int = 0,
-    budget_bytes: int = DEFAULT_BLOCK_BYTES,
-    fast: bool = False,
+    columns: HistoryColumns | None = None,
+    weighting: Weighting | None = None,
     ray: RayOptions | None = None,
     on_start: Callable[[int], None] | None = None,
     on_block: Callable[[int], None] | None = None,
 ) -> RankResult:
-    """Rank users and write the CSV: by vectors (from a table, or profiled from a history),
-    or by a baseline that needs no embeddings (`popular`, `random`). `blend` mixes the text
-    score with item-to-item models learned from the history (`cooc`, `ease`) and popularity.
+    """Rank users and write the CSV: by vectors (from a user table, or profiled from a history)
+    or by a baseline that needs no embeddings, as `options` say (see `RankOptions`).
 
-    With a history, its items are excluded from each user's list unless `exclude_seen` is off.
-    `explain` adds a `because` column naming the history item that contributed most;
-    `diversify_strength` > 0 re-ranks each list by maximal marginal relevance. `interests`
-    N > 0 scores text by each user's best match among their N most recent items instead of one
-    mean profile. `fast` scores text in bfloat16 and re-scores the best candidates in float32
-    (plain text scoring only; see `vector_top_k`). `ray` ranks the user blocks on a Ray
-    cluster (plain text scoring only; see `cluster.top_k_on_ray`).
+    With a history, its items are excluded from each user's list unless
+    `options.exclude_seen` is off. `ray` ranks the user blocks on a Ray cluster (plain text
+    scoring only; see `on_ray.top_k_on_ray`).
     """
-    if k < 1:
-        raise InputError(f"-k {k}: must be at least 1")
-    if not 0 <= diversify_strength <= 1:
-        raise InputError(f"--diversify {diversify_strength}: must be between 0 and 1")
-    options = profile_options or {}
-    explainer, diversity = None, None
-    if baseline:
-        if explain:
-            raise InputError("--explain needs scores that come from a history; not a baseline")
-        if diversify_strength > 0:
-            raise InputError("--diversify needs item vectors; not with a baseline")
-        user_ids, item_ids, scorer, history = baseline_plan(
-            baseline, items_path, history_path, options, seed
-        )
-    else:
-        user_ids, items, scorer, history, explainer = vector_plan(
-            items_path,
-            users_path,
-            history_path,
-            options,
-            blend or {"text": 1.0},
-            ease_lambda,
-            explain,
-            interests,
-        )
-        item_ids = items.ids
-        if diversify_strength > 0:
-            diversity = (diversify_strength, items.vectors)
-        if interests > 1:
-            budget_bytes //= interests
-        if blend and len(blend) > 1:
-            budget_bytes //= len(blend) + 1  # a score block per part, plus the sum
-    if fast and not isinstance(scorer, VectorScorer):
-        raise InputError(FAST_ONLY_VECTORS)
-    if ray is not None and not isinstance(scorer, VectorScorer):
-        raise InputError(RAY_ONLY_VECTORS)
-    seen = Seen(*history.seen(user_ids, len(item_ids))) if history and exclude_seen else None
-    if on_start:
-        on_start(len(user_ids))
+    what = plan(
+        items_path,
+        options,
+        users_path=users_path,
+        history_path=history_path,
+        columns=columns,
+        weighting=weighting,
+    )
+    history = what.history
+    seen = None
+    if history is not None and options.exclude_seen:
+        seen = Seen(*history.seen(what.user_ids, len(what.item_ids)))
+    diversity = None
+    if options.diversify_strength > 0:
+        diversity = (options.diversify_strength, what.item_vectors)
     blocks = rank_blocks(
-        user_ids,
-        item_ids,
-        scorer,
-        k,
+        what.user_ids,
+        what.item_ids,
+        what.scorer,
+        options.k,
         seen=seen,
-        budget_bytes=budget_bytes,
+        budget_bytes=what.budget_bytes,
         on_block=on_block,
-        explainer=explainer,
+        explainer=what.explainer,
         diversity=diversity,
-        fast=fast,
+        fast=options.fast,
         ray=ray,
     )
+    if on_start:
+        on_start(len(what.user_ids))
     with open_output(output) as handle:
-        rows = write_rankings(blocks, handle, explained=explainer is not None)
-    return RankResult(len(user_ids), len(item_ids), rows, history)
+        rows = write_rankings(blocks, handle, explained=what.explainer is not None)
+    return RankResult(len(what.user_ids), len(what.item_ids), rows, history)

@@ -21,6 +21,7 @@ from conftest import run_cli
 from llmrec.engine.ray import RayOptions
 from llmrec.io.atomic import staged_folder
 from llmrec.io.vectors import VectorTable, read_meta, read_vectors, write_vectors
+from llmrec.options import RankOptions
 from llmrec.ranking.run import rank_to_file
 
 ray = pytest.importorskip("ray")
@@ -138,7 +139,7 @@ def test_movielens_subsets_rank_to_the_same_bytes_on_ray(tmp_path, ray_address, 
         history = str(tmp_path / "history.csv")
         frame[frame["item_id"].isin(set(subset.ids))].to_csv(history, index=False)
     for name, ray in (("local.csv", None), ("ray.csv", RayOptions(ray_address, 2))):
-        rank_to_file(items, str(tmp_path / name), 10, history_path=history, ray=ray)
+        rank_to_file(items, str(tmp_path / name), RankOptions(k=10), history_path=history, ray=ray)
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 

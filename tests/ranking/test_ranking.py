@@ -15,9 +15,11 @@ from conftest import run_cli
 from llmrec.data.history import Seen
 from llmrec.errors import InputError
 from llmrec.io.vectors import VectorTable, check_compatible, write_vectors
+from llmrec.options import RankOptions
 from llmrec.ranking import tiles, topk
 from llmrec.ranking import tiles as tiles_module
 from llmrec.ranking.run import rank_blocks, rank_to_file, write_rankings
+from llmrec.ranking.scorers import Scorer
 from llmrec.ranking.scorers.baselines import popularity_scorer, random_scorer
 from llmrec.ranking.scorers.vector import VectorScorer, vector_scorer
 from llmrec.ranking.tiles import vector_top_k
@@ -302,8 +304,11 @@ def test_rank_blocks_with_vectors_matches_the_general_path(monkeypatch):
     scorer = vector_scorer(users, items)
     assert isinstance(scorer, VectorScorer)
 
-    def general(start, stop):
-        return scorer(start, stop)  # a plain function: rank_blocks cannot take the tiled path
+    class Untiled(Scorer):  # scores whole blocks: rank_blocks cannot take the tiled path
+        def __call__(self, start, stop):
+            return scorer(start, stop)
+
+    general = Untiled()
 
     for k in (1, 5, 100):
         for fast in (False, True):
@@ -425,10 +430,9 @@ def test_written_scores_do_not_depend_on_tiles_or_fast_mode(scored_tables):
     outputs = []
     for budget, fast in [(None, False), (2**20, False), (5 * 2**20, False), (None, True)]:
         out = scored_tables / f"r-{budget}-{fast}.csv"
-        kwargs = {"budget_bytes": budget} if budget else {}
         rank_to_file(
-            str(scored_tables / "items.parquet"), str(out), 10,
-            users_path=str(scored_tables / "users.parquet"), fast=fast, **kwargs,
+            str(scored_tables / "items.parquet"), str(out), RankOptions(fast=fast, budget_bytes=budget),
+            users_path=str(scored_tables / "users.parquet"),
         )  # fmt: skip
         outputs.append(out.read_bytes())
     assert all(output == outputs[0] for output in outputs[1:])

@@ -2,33 +2,56 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from . import Scorer
 
+if TYPE_CHECKING:
+    import torch
 
-def popularity_scorer(counts: np.ndarray) -> Scorer:
+
+@dataclass
+class PopularityScorer(Scorer):
     """The same score for every user: how many users interacted with each item."""
-    import torch
 
-    row = torch.from_numpy(counts.astype(np.float32))
-    return lambda start, stop: row.expand(stop - start, -1).clone()
+    counts: np.ndarray  # per item
+
+    def __call__(self, start: int, stop: int) -> torch.Tensor:
+        import torch
+
+        row = torch.from_numpy(self.counts.astype(np.float32))
+        return row.expand(stop - start, -1).clone()
 
 
-def random_scorer(n_items: int, seed: int = 0) -> Scorer:
+@dataclass
+class RandomScorer(Scorer):
     """Uniform random scores that depend only on (seed, user row, item), not on blocking."""
-    import torch
 
-    items = np.arange(n_items, dtype=np.uint64)
-    offset = _splitmix64(np.array([seed], dtype=np.uint64))[0]
+    n_items: int
+    seed: int = 0
 
-    def score(start: int, stop: int):
+    def __call__(self, start: int, stop: int) -> torch.Tensor:
+        import torch
+
+        items = np.arange(self.n_items, dtype=np.uint64)
+        offset = _splitmix64(np.array([self.seed], dtype=np.uint64))[0]
         users = np.arange(start, stop, dtype=np.uint64)[:, None]
         with np.errstate(over="ignore"):
-            keys = users * np.uint64(n_items) + items + offset
+            keys = users * np.uint64(self.n_items) + items + offset
         return torch.from_numpy((_splitmix64(keys) >> np.uint64(40)).astype(np.float32))
 
-    return score
+
+def popularity_scorer(counts: np.ndarray) -> PopularityScorer:
+    """Items scored by how many users interacted with them, the same for every user."""
+    return PopularityScorer(counts)
+
+
+def random_scorer(n_items: int, seed: int = 0) -> RandomScorer:
+    """Seeded uniform random scores (see `RandomScorer`)."""
+    return RandomScorer(n_items, seed)
 
 
 def _splitmix64(x: np.ndarray) -> np.ndarray:
@@ -38,6 +61,3 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         return x ^ (x >> np.uint64(31))
-
-
-BASELINES = ("popular", "random")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,22 +25,37 @@ from ...errors import InputError
 from ..topk import DEFAULT_BLOCK_BYTES
 from . import Scorer
 
+if TYPE_CHECKING:
+    import torch
 
-def item_model_scorer(model, rows, borrow: TextNeighbours | None = None) -> Scorer:
+
+@dataclass
+class ItemModelScorer(Scorer):
     """History rows (users × items, recency-weighted CSR) times an item-to-item model.
 
     Items no one interacted with get no score from the model; with `borrow`, they take the
     similarity-weighted mean score of their nearest items in text instead.
     """
-    import torch
 
-    def score(start: int, stop: int):
-        scores = model.scores(rows[start:stop])
-        if borrow is not None:
-            scores[:, borrow.items] = (scores[:, borrow.neighbours] * borrow.weights).sum(axis=2)
+    model: ItemModel
+    rows: sp.csr_matrix
+    borrow: TextNeighbours | None = None
+
+    def __call__(self, start: int, stop: int) -> torch.Tensor:
+        import torch
+
+        scores = self.model.scores(self.rows[start:stop])
+        if self.borrow is not None:
+            borrowed = scores[:, self.borrow.neighbours] * self.borrow.weights
+            scores[:, self.borrow.items] = borrowed.sum(axis=2)
         return torch.from_numpy(scores)
 
-    return score
+
+def item_model_scorer(
+    model: ItemModel, rows: sp.csr_matrix, borrow: TextNeighbours | None = None
+) -> ItemModelScorer:
+    """Scores of an item-to-item model for the users of `rows` (see `ItemModelScorer`)."""
+    return ItemModelScorer(model, rows, borrow)
 
 
 @dataclass

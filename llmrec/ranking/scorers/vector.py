@@ -5,25 +5,30 @@ several interest vectors.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from ...data.history import History
+from ...data.history import History, Seen
 from ...io.vectors import VectorTable
+from ..on_ray import top_k_on_ray
+from ..tiles import vector_top_k
 from ..topk import exact_order, pair_scores, product
-from . import Scorer
+from . import Scorer, Tops
 
 if TYPE_CHECKING:
     import torch
 
+    from ...engine.ray import RayOptions
+
 
 @dataclass
-class VectorScorer:
-    """Dot products of user vectors with item vectors: a Scorer (a block of users against every
-    item, one matrix product) that `rank_blocks` also ranks by tiles (`vector_top_k`)."""
+class VectorScorer(Scorer):
+    """Dot products of user vectors with item vectors. Tiled: ranked by tiles (`vector_top_k`),
+    in bfloat16 with `fast`, on Ray with `ray`; each written score is `pair_scores`'."""
 
+    tiled: ClassVar[bool] = True
     users: np.ndarray  # float32 (users, dim)
     items: np.ndarray  # float32 (items, dim)
 
@@ -32,6 +37,25 @@ class VectorScorer:
 
         users, items = torch.from_numpy(self.users[start:stop]), torch.from_numpy(self.items)
         return product(users, items, out=torch.empty(len(users), len(items)))
+
+    def top_k(
+        self,
+        n_users: int,
+        n_items: int,
+        k: int,
+        seen: Seen | None,
+        budget_bytes: int,
+        *,
+        fast: bool = False,
+        ray: RayOptions | None = None,
+    ) -> Tops:
+        if ray is None:
+            return vector_top_k(
+                self.users, self.items, k, seen=seen, budget_bytes=budget_bytes, fast=fast
+            )
+        return top_k_on_ray(
+            self.users, self.items, k, seen=seen, budget_bytes=budget_bytes, fast=fast, options=ray
+        )
 
     def written_scores(
         self, start: int, stop: int, values: torch.Tensor, columns: torch.Tensor, reorder: bool
@@ -50,20 +74,27 @@ def vector_scorer(users: VectorTable, items: VectorTable) -> VectorScorer:
     return VectorScorer(users.vectors, items.vectors)
 
 
-def interest_scorer(interests: np.ndarray, items: VectorTable) -> Scorer:
+@dataclass
+class InterestScorer(Scorer):
     """Each user's best match among several interest vectors: max over the user's recent items
     (rows of `interests` hold item indices, −1 where a user has fewer)."""
-    import torch
 
-    item_matrix = torch.from_numpy(items.vectors)
+    interests: np.ndarray  # (users, n) item indices
+    items: np.ndarray  # float32 (items, dim)
 
-    def score(start: int, stop: int):
-        index = torch.from_numpy(interests[start:stop])
+    def __call__(self, start: int, stop: int) -> torch.Tensor:
+        import torch
+
+        item_matrix = torch.from_numpy(self.items)
+        index = torch.from_numpy(self.interests[start:stop])
         scores = item_matrix[index.clamp(min=0)] @ item_matrix.T  # users × interests × items
         scores[index < 0] = -torch.inf
         return scores.max(dim=1).values
 
-    return score
+
+def interest_scorer(interests: np.ndarray, items: VectorTable) -> InterestScorer:
+    """Users scored by their best-matching recent item (see `InterestScorer`)."""
+    return InterestScorer(interests, items.vectors)
 
 
 def recent_items(history: History, user_ids: np.ndarray, n: int) -> np.ndarray:
