@@ -1,0 +1,1 @@
+"""Interaction data: reading histories, mapping them onto a catalog, splitting them."""

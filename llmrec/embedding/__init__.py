@@ -1,0 +1,1 @@
+"""Embedding: item texts → a vector table, through a language model."""

@@ -1,0 +1,1 @@
+"""Engines that run stages somewhere other than this process (Ray)."""

@@ -1,0 +1,2 @@
+"""Evaluation: rankings against held-out truth (metrics, intervals, paired tests) and the
+reports people and programs read."""
