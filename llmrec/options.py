@@ -66,6 +66,34 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
 
 
 @dataclass(frozen=True)
+class EmbedOptions:
+    """How `embed` turns item rows into vectors: which columns make the text, which model
+    (the bundled one by default) pools it how, in what dtype and batches, and what it may reuse."""
+
+    id_col: str = "item_id"
+    template: str | None = None  # e.g. "{title}. {description}"
+    text_cols: list[str] | None = None  # joined with ". " [default: title, description]
+    model: str | None = None  # a local folder, or a hub id with allow_download
+    pooling: Pooling | None = None  # [default: what the model folder declares, else mean]
+    max_length: int = 256
+    batch_size: int = 64
+    normalize: bool = True
+    device: Device = "auto"
+    dtype: DType = "float32"
+    reuse: str | None = None  # a previous item table [default: the output, if reuse_output]
+    reuse_output: bool = True
+    chunk_rows: int | None = None  # rows encoded and written at a time [default: 4096]
+    allow_download: bool = False
+    allow_pickle: bool = False
+
+    def __post_init__(self) -> None:
+        check_choice("device", self.device, DEVICES)
+        check_choice("dtype", self.dtype, DTYPES)
+        if self.reuse and not self.reuse_output:
+            raise InputError("give either --reuse or --no-reuse, not both")
+
+
+@dataclass(frozen=True)
 class HistoryColumns:
     """Where a history file keeps users, items and time; `text_col` names a column of free text
     (e.g. "Apple iPhone 12") to embed instead of item ids."""

@@ -22,37 +22,80 @@ def evaluate(
             help="Rankings CSV files (user_id,rank,item_id[,score]); the first is the reference.",
         ),
     ],
-    truth: Annotated[str, typer.Option(help="Held-out interactions (user_id,item_id).")],
-    k: Annotated[str, typer.Option("-k", help="Cut-offs, comma-separated.")] = "5,10,20",
+    truth: Annotated[
+        str,
+        typer.Option(
+            rich_help_panel="Input and output", help="Held-out interactions (user_id,item_id)."
+        ),
+    ],
+    k: Annotated[
+        str,
+        typer.Option("-k", rich_help_panel="Input and output", help="Cut-offs, comma-separated."),
+    ] = "5,10,20",
     format: Annotated[
         str | None,
         typer.Option(
             "--format",
             "-f",
+            rich_help_panel="Input and output",
             help="table | json | markdown [default: from -o's ending, else table].",
         ),
     ] = None,
     output: Annotated[
-        str | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            rich_help_panel="Input and output",
+            help="Write the report here instead of stdout.",
+        ),
     ] = None,
     items: Annotated[
         str | None,
-        typer.Option(help="Item vector table: catalog coverage, Gini and intra-list diversity."),
+        typer.Option(
+            rich_help_panel="Beyond accuracy",
+            help="Item vector table: catalog coverage, Gini and intra-list diversity.",
+        ),
     ] = None,
     train: Annotated[
         str | None,
-        typer.Option(help="Training history: novelty and popularity (and the catalog)."),
+        typer.Option(
+            rich_help_panel="Beyond accuracy",
+            help="Training history: novelty and popularity (and the catalog).",
+        ),
     ] = None,
     ci: Annotated[
-        bool, typer.Option("--ci", help="Add 95% bootstrap intervals over users.")
+        bool,
+        typer.Option(
+            "--ci",
+            rich_help_panel="Intervals and tests",
+            help="Add 95% bootstrap intervals over users.",
+        ),
     ] = False,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples with --ci.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap and randomisation tests.")] = 0,
+    bootstrap: Annotated[
+        int,
+        typer.Option(rich_help_panel="Intervals and tests", help="Bootstrap resamples with --ci."),
+    ] = 1000,
+    seed: Annotated[
+        int,
+        typer.Option(
+            rich_help_panel="Intervals and tests",
+            help="Seed of the bootstrap and randomisation tests.",
+        ),
+    ] = 0,
     per_user: Annotated[
-        str | None, typer.Option(help="Also write per-user values (run, user_id, metrics...).")
+        str | None,
+        typer.Option(
+            rich_help_panel="Input and output",
+            help="Also write per-user values (run, user_id, metrics...).",
+        ),
     ] = None,
     plot: Annotated[
-        str | None, typer.Option(help="Also draw each metric against k (PNG/SVG/PDF).")
+        str | None,
+        typer.Option(
+            rich_help_panel="Input and output",
+            help="Also draw each metric against k (PNG/SVG/PDF).",
+        ),
     ] = None,
     quiet: Quiet = False,
     debug: Debug = False,

@@ -1,0 +1,83 @@
+"""`llmrec embed` as one call: read the item table, load the model once, and embed on this
+machine (streamed, incremental, resumable) or on a Ray cluster (a folder of Parquet shards)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..engine.ray import RayOptions
+from ..errors import InputError
+from ..options import EmbedOptions
+from .encoder import Encoder
+from .run import CHUNK_ROWS, EmbedRun, embed_to_file
+from .texts import read_item_texts
+
+
+@dataclass
+class EmbedResult:
+    """An embed run and the encoder that made its vectors (name, dim, dtype, device)."""
+
+    run: EmbedRun
+    encoder: Encoder
+    on_ray: bool
+
+
+def embed_file(
+    items_path: str,
+    output: str,
+    options: EmbedOptions | None = None,
+    *,
+    ray: RayOptions | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> EmbedResult:
+    """Embed the items of `items_path` into the vector table `output` (a Parquet file, or with
+    `ray` a folder of shards), as `options` say."""
+    options = options or EmbedOptions()
+    if ray is not None and options.reuse:
+        raise InputError("--engine ray encodes every text; --reuse works with --engine local")
+    encoder = Encoder.load(
+        options.model,
+        pooling=options.pooling,
+        max_length=options.max_length,
+        device=options.device,
+        dtype=options.dtype,
+        allow_download=options.allow_download,
+        allow_pickle=options.allow_pickle,
+    )
+    texts = read_item_texts(
+        items_path, id_col=options.id_col, template=options.template, text_cols=options.text_cols
+    )
+    chunk_rows = options.chunk_rows or CHUNK_ROWS
+    if ray is not None:
+        from .on_ray import embed_on_ray
+
+        run = embed_on_ray(
+            texts,
+            output,
+            encoder,
+            model=options.model,
+            options=ray,
+            chunk_rows=chunk_rows,
+            batch_size=options.batch_size,
+            normalize=options.normalize,
+            allow_download=options.allow_download,
+            allow_pickle=options.allow_pickle,
+            on_start=on_start,
+            on_batch=on_batch,
+        )
+    else:
+        run = embed_to_file(
+            texts,
+            output,
+            encoder,
+            reuse=options.reuse,
+            reuse_output=options.reuse_output,
+            chunk_rows=chunk_rows,
+            batch_size=options.batch_size,
+            normalize=options.normalize,
+            on_start=on_start,
+            on_batch=on_batch,
+        )
+    return EmbedResult(run, encoder, ray is not None)
