@@ -1,4 +1,9 @@
-"""llmrec: recommendations from item descriptions with transformer language models."""
+"""llmrec: recommendations from item descriptions with transformer language models.
+
+The stages are functions of this package: `llmrec.split`, `llmrec.embed`, `llmrec.profile`,
+`llmrec.rank` and `llmrec.evaluate` (see `llmrec.api`). They load on first use, so importing
+llmrec (and starting the command line) stays fast.
+"""
 
 import os
 
@@ -10,3 +15,18 @@ from .version import __version__ as __version__
 # MKL_CBWR wins. Measured here: no slower than MKL's default path for llmrec's shapes.
 MKL_REPRODUCIBLE = "AVX2,STRICT"
 os.environ.setdefault("MKL_CBWR", MKL_REPRODUCIBLE)
+
+VERBS = ("split", "embed", "profile", "rank", "evaluate")
+__all__ = ["__version__", *VERBS]
+
+
+def __getattr__(name: str):
+    if name in VERBS:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'llmrec' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(VERBS))

@@ -94,6 +94,24 @@ class EmbedOptions:
 
 
 @dataclass(frozen=True)
+class SplitOptions:
+    """How `split` holds out interactions: each user's latest `n` (leave-last), or everything
+    from a `cutoff` time or the latest `fraction` of rows on (temporal)."""
+
+    strategy: SplitStrategy = "leave-last"
+    n: int = 1
+    cutoff: str | None = None
+    fraction: float | None = None
+    min_history: int = 1  # hold out only users who keep at least this many history rows
+    user_col: str = "user_id"
+    item_col: str = "item_id"
+    time_col: str | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("strategy", self.strategy, SPLIT_STRATEGIES)
+
+
+@dataclass(frozen=True)
 class HistoryColumns:
     """Where a history file keeps users, items and time; `text_col` names a column of free text
     (e.g. "Apple iPhone 12") to embed instead of item ids."""

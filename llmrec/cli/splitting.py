@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import LlmrecError
+from ..options import SplitOptions
 from .common import Debug, ItemCol, Quiet, TimeCol, UserCol, check_outputs, command, say
 
 
@@ -38,36 +38,21 @@ def split(
     debug: Debug = False,
 ) -> None:
     """Split interactions into history and held-out files, deterministically."""
-    from ..data.splits import split_frame
-    from ..io.tables import ALL, read_table, require_values, write_frame
+    from ..data.splits import split_file
 
-    check_outputs([history_out, heldout_out], [interactions])
-    frame = read_table(
-        interactions,
-        required=[user_col, item_col],
-        strings=ALL,
-        what="interactions",
-        hint="name it with --user-col / --item-col",
-    )
-    require_values(frame, user_col, interactions)
-    history, heldout = split_frame(
-        frame,
-        path=interactions,
-        user_col=user_col,
-        time_col=time_col,
+    options = SplitOptions(
         strategy=strategy,
         n=n,
         cutoff=cutoff,
         fraction=fraction,
         min_history=min_history,
+        user_col=user_col,
+        item_col=item_col,
+        time_col=time_col,
     )
-    if heldout.empty:
-        raise LlmrecError(
-            f"{interactions}: nothing was held out; lower --min-history or "
-            "change --n / --cutoff / --fraction"
-        )
-    write_frame(history, history_out)
-    write_frame(heldout, heldout_out)
+    check_outputs([history_out, heldout_out], [interactions])
+    result = split_file(interactions, history_out, heldout_out, options)
+    history, heldout = result.history, result.heldout
     say(
         quiet,
         f"llmrec split: {len(history):,} history rows → {history_out}, "

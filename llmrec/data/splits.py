@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from ..io.tables import ALL, read_table, require_values, write_frame
+from ..options import SplitOptions
 from .interactions import parse_order
 
 STRATEGIES = ("leave-last", "temporal")
@@ -92,3 +96,45 @@ def split_frame(
         limit = fraction_cutoff(order, fraction)
     held = temporal_mask(users, order, limit, min_history)
     return frame[order < limit], frame[held]
+
+
+@dataclass
+class SplitResult:
+    """The two parts `split_file` wrote."""
+
+    history: pd.DataFrame
+    heldout: pd.DataFrame
+
+
+def split_file(
+    interactions: str, history_out: str, heldout_out: str, options: SplitOptions | None = None
+) -> SplitResult:
+    """`llmrec split`: read interactions, split them as `options` say, write both parts."""
+    options = options or SplitOptions()
+    frame = read_table(
+        interactions,
+        required=[options.user_col, options.item_col],
+        strings=ALL,
+        what="interactions",
+        hint="name it with --user-col / --item-col",
+    )
+    require_values(frame, options.user_col, interactions)
+    history, heldout = split_frame(
+        frame,
+        path=interactions,
+        user_col=options.user_col,
+        time_col=options.time_col,
+        strategy=options.strategy,
+        n=options.n,
+        cutoff=options.cutoff,
+        fraction=options.fraction,
+        min_history=options.min_history,
+    )
+    if heldout.empty:
+        raise InputError(
+            f"{interactions}: nothing was held out; lower --min-history or "
+            "change --n / --cutoff / --fraction"
+        )
+    write_frame(history, history_out)
+    write_frame(heldout, heldout_out)
+    return SplitResult(history, heldout)

@@ -1,0 +1,113 @@
+"""The Python API: one verb per stage, the same functions the command line calls.
+
+Each verb takes paths and a typed options object (or its fields as keyword arguments), writes
+its output file whole or not at all, and returns what it did::
+
+    import llmrec
+
+    llmrec.split("interactions.csv", "history.csv", "heldout.csv")
+    llmrec.embed("items.csv", "items.parquet", template="{title}. {description}")
+    llmrec.profile("history.csv", "items.parquet", "users.parquet")
+    llmrec.rank("items.parquet", "rankings.csv", users="users.parquet", history="history.csv", k=10)
+    report = llmrec.evaluate(["rankings.csv"], "heldout.csv", ks=[5, 10])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .data.splits import SplitResult, split_file
+from .embedding.job import EmbedResult, embed_file
+from .engine.ray import RayOptions
+from .evaluation.scoring import Report, evaluate_report
+from .options import EmbedOptions, HistoryColumns, RankOptions, SplitOptions, Weighting
+from .profiles import ProfileRun, profile_to_file
+from .ranking.run import RankResult, rank_to_file
+
+
+def embed(
+    items: str,
+    output: str = "items.parquet",
+    options: EmbedOptions | None = None,
+    *,
+    ray: RayOptions | None = None,
+    **fields: object,
+) -> EmbedResult:
+    """Embed item texts into a vector table (`llmrec embed`); `fields` are `EmbedOptions`'."""
+    return embed_file(items, output, options or EmbedOptions(**fields), ray=ray)
+
+
+def profile(
+    history: str,
+    items: str,
+    output: str = "users.parquet",
+    *,
+    columns: HistoryColumns | None = None,
+    weighting: Weighting | None = None,
+) -> ProfileRun:
+    """Turn each user's history into a user vector (`llmrec profile`)."""
+    return profile_to_file(history, items, output, columns=columns, weighting=weighting)
+
+
+def rank(
+    items: str | None,
+    output: str = "rankings.csv",
+    options: RankOptions | None = None,
+    *,
+    users: str | None = None,
+    history: str | None = None,
+    columns: HistoryColumns | None = None,
+    weighting: Weighting | None = None,
+    ray: RayOptions | None = None,
+    **fields: object,
+) -> RankResult:
+    """Write each user's top k as CSV (`llmrec rank`): users from a vector table (`users`) or
+    profiled from `history`, whose items are also left out of their lists; `fields` are
+    `RankOptions`' (k, blend, baseline, explain, fast, …)."""
+    return rank_to_file(
+        items,
+        output,
+        options or RankOptions(**fields),
+        users_path=users,
+        history_path=history,
+        columns=columns,
+        weighting=weighting,
+        ray=ray,
+    )
+
+
+def evaluate(
+    rankings: str | Sequence[str],
+    truth: str,
+    ks: Sequence[int] = (5, 10, 20),
+    *,
+    items: str | None = None,
+    train: str | None = None,
+    ci: bool = False,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> Report:
+    """Score rankings against held-out truth (`llmrec evaluate`); several runs are compared with
+    the first by paired tests."""
+    paths = [rankings] if isinstance(rankings, str) else list(rankings)
+    return evaluate_report(
+        paths,
+        truth,
+        list(ks),
+        items_path=items,
+        train_path=train,
+        ci=ci,
+        resamples=resamples,
+        seed=seed,
+    )
+
+
+def split(
+    interactions: str,
+    history_out: str,
+    heldout_out: str,
+    options: SplitOptions | None = None,
+    **fields: object,
+) -> SplitResult:
+    """Hold out interactions to evaluate against (`llmrec split`); `fields` are `SplitOptions`'."""
+    return split_file(interactions, history_out, heldout_out, options or SplitOptions(**fields))

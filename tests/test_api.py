@@ -1,0 +1,61 @@
+"""The Python API: `llmrec.split/embed/profile/rank/evaluate` are the functions the command line
+calls, so the same inputs give the same bytes either way."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import llmrec
+from conftest import run_cli
+
+
+def test_importing_llmrec_loads_no_stage_until_a_verb_is_used():
+    code = "import sys, llmrec; print(any(m.startswith(('llmrec.ranking', 'torch')) for m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"
+    assert "top k" in llmrec.rank.__doc__
+
+
+def test_every_verb_gives_the_bytes_of_its_command(
+    tmp_path, tiny_bert, sample_items, sample_interactions
+):
+    api, cli = tmp_path / "api", tmp_path / "cli"
+    api.mkdir(), cli.mkdir()
+
+    llmrec.split(str(sample_interactions), str(api / "h.csv"), str(api / "t.csv"))
+    llmrec.embed(str(sample_items), str(api / "i.parquet"), model=str(tiny_bert), batch_size=7)
+    llmrec.profile(str(api / "h.csv"), str(api / "i.parquet"), str(api / "u.parquet"))
+    result = llmrec.rank(
+        str(api / "i.parquet"), str(api / "r.csv"), users=str(api / "u.parquet"),
+        history=str(api / "h.csv"), k=5, blend={"text": 1, "cooc": 0.5}, explain=True,
+    )  # fmt: skip
+    report = llmrec.evaluate(str(api / "r.csv"), str(api / "t.csv"), ks=[5])
+
+    for args in (
+        ["split", sample_interactions, "--history-out", cli / "h.csv", "--heldout-out", cli / "t.csv"],
+        ["embed", sample_items, "-o", cli / "i.parquet", "--model", tiny_bert, "--batch-size", "7"],
+        ["profile", cli / "h.csv", "--items", cli / "i.parquet", "-o", cli / "u.parquet"],
+        ["rank", "--items", cli / "i.parquet", "-o", cli / "r.csv", "--users", cli / "u.parquet",
+         "--user-history", cli / "h.csv", "-k", "5", "--blend", "text=1,cooc=0.5", "--explain"],
+        ["evaluate", cli / "r.csv", "--truth", cli / "t.csv", "-k", "5", "-f", "json", "-o", cli / "e.json"],
+    ):  # fmt: skip
+        done = run_cli(*args, "-q")
+        assert done.returncode == 0, done.stderr.decode()
+
+    for name in ("h.csv", "t.csv", "i.parquet", "u.parquet", "r.csv"):
+        assert (api / name).read_bytes() == (cli / name).read_bytes(), name
+    assert result.users == 25 and result.rows == 125
+    assert report.runs[0].summary() == pytest.approx(
+        json.loads((cli / "e.json").read_text())["metrics"], abs=1e-12
+    )
+
+
+def test_options_are_checked_when_built():
+    with pytest.raises(llmrec.errors.InputError, match="-k 0: must be at least 1"):
+        llmrec.rank("items.parquet", "r.csv", k=0)
