@@ -235,7 +235,7 @@ def child(name: str, rankings: str, truth: str) -> None:
     function = {"llmrec": run_llmrec, "ranx": run_ranx, "pytrec_eval": run_pytrec_eval}[name]
     # imports are not timed
     if name == "llmrec":
-        import llmrec.evaluate  # noqa: F401
+        import llmrec.evaluation.scoring  # noqa: F401
     elif name == "ranx":
         import pandas  # noqa: F401
         import ranx  # noqa: F401

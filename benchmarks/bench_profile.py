@@ -176,8 +176,8 @@ def child(name: str, folder: str) -> None:
     import pyarrow.parquet  # noqa: F401
 
     if name.startswith("llmrec"):
-        import llmrec.profile  # noqa: F401
-        import llmrec.vectors  # noqa: F401
+        import llmrec.io.vectors  # noqa: F401
+        import llmrec.profiles  # noqa: F401
     else:
         import torch  # noqa: F401
     runs = {
