@@ -12,14 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 
-from .data.history import History, map_encoded, map_history
-from .data.interactions import read_encoded_interactions, read_interactions
+from .data.history import History, map_encoded
+from .data.interactions import read_encoded_interactions
 from .errors import InputError
 from .io.vectors import VectorTable, read_vectors, write_vectors
-from .options import HistoryColumns, Weighting
+from .options import HistoryColumns, Weighting, flag
 from .version import __version__
 
 BLOCK_VALUES = 1 << 22  # user rows × dim pooled per block: 16 MB of float32 temporaries
@@ -138,7 +137,7 @@ def profile_users(
     if history.n_users == 0:
         raise InputError(
             f"{history_path}: none of its {rows:,} rows names an item "
-            "of the item table; check --item-col and that both use the same ids"
+            f"of the item table; check {flag('item_col')} and that both use the same ids"
         )
     return build_profiles(history, items, weighting), history
 
@@ -174,19 +173,19 @@ def profile_texts(
     with the items' model, then pooled per user exactly as item vectors are."""
     weighting = weighting or Weighting()
     weighting.check()
-    interactions = read_interactions(
+    events = read_encoded_interactions(
         history_path,
         user_col=user_col,
         item_col=text_col,
         time_col=time_col,
         extra=[weighting.weight_col] if weighting.weight_col else [],
     )
-    texts = np.asarray(pd.unique(interactions["item_id"].to_numpy(dtype=object)), dtype=object)
+    texts = events.items  # each distinct text once, in order of first appearance
     encoder = text_encoder_for(items)
     normalize = items.meta.get("normalized", "true") == "true"
     vectors = encoder.encode(texts, batch_size=batch_size, normalize=normalize)
     text_table = VectorTable("items", texts, vectors, dict(items.meta))
-    history = map_history(interactions, texts, weighting.weight_col)
+    history = map_encoded(events, texts, weighting.weight_col)
     return build_profiles(history, text_table, weighting), history
 
 

@@ -20,9 +20,7 @@ from ..io import tables
 from ..io.tables import (
     iter_arrow,
     path_label,
-    read_table,
     release_arrow_memory,
-    require_values,
     string_mapper,
 )
 
@@ -36,29 +34,11 @@ def read_interactions(
     extra: Iterable[str] = (),
     what: str = "history",
 ) -> pd.DataFrame:
-    """Read interactions as columns `user_id`, `item_id`, `order` (+ `extra`), ids as strings.
-
-    `order` is a float sort key from `time_col`: unix seconds, ISO dates or any numeric order
-    index. Without a time column (and no `timestamp` column), file order is the order.
-    """
-    frame = read_table(
-        path,
-        required=[user_col, item_col, *extra],
-        what=what,
-        hint="name it with --user-col / --item-col",
-    )
-    time_col = _time_column(path, list(frame.columns), time_col)
-    require_values(frame, user_col, path)
-    require_values(frame, item_col, path)
-    out = pd.DataFrame({"user_id": frame[user_col], "item_id": frame[item_col]})
-    out["order"] = (
-        parse_order(frame[time_col], path, time_col)
-        if time_col
-        else np.arange(len(frame), dtype=np.float64)
-    )
-    for name in extra:
-        out[name] = frame[name]
-    return out
+    """Interactions as a frame of `user_id`, `item_id`, `order` (+ `extra`), ids as strings:
+    `read_encoded_interactions` decoded, for the few callers that want one."""
+    return read_encoded_interactions(
+        path, user_col=user_col, item_col=item_col, time_col=time_col, extra=extra, what=what
+    ).frame()
 
 
 def _time_column(path: str, names: list[str], time_col: str | None) -> str | None:
@@ -88,6 +68,19 @@ class EncodedInteractions:
     def __len__(self) -> int:
         return len(self.order)
 
+    def frame(self) -> pd.DataFrame:
+        """The rows decoded: `user_id`, `item_id` (strings), `order` and the `extra` columns."""
+        out = pd.DataFrame(
+            {
+                "user_id": self.users[self.user_codes],
+                "item_id": self.items[self.item_codes],
+                "order": self.order,
+            }
+        )
+        for name, values in self.extra.items():
+            out[name] = values.to_numpy()
+        return out
+
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, extra: Iterable[str] = ()) -> EncodedInteractions:
         """Encode a frame of `user_id`, `item_id`, `order` (+ `extra`), as read_interactions gives."""
@@ -112,7 +105,10 @@ def read_encoded_interactions(
     extra: Iterable[str] = (),
     what: str = "history",
 ) -> EncodedInteractions:
-    """read_interactions for large histories: the same checks and order, ids dictionary-encoded.
+    """Read interactions with their ids dictionary-encoded (int32 codes into the distinct ids).
+
+    `order` is a float sort key from `time_col`: unix seconds, ISO dates or any numeric order
+    index; without a time column (and no `timestamp` column), file order is the order.
 
     Only the id, time and `extra` columns are parsed (CSV) or read (Parquet, a block of rows
     at a time, so that its id columns are never whole in memory as text).

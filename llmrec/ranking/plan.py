@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.history import History, map_history
-from ..data.interactions import read_interactions
+from ..data.history import History, map_encoded
+from ..data.interactions import read_encoded_interactions
 from ..errors import InputError
 from ..io.vectors import VectorTable, check_compatible, read_vectors
 from ..options import HistoryColumns, RankOptions
@@ -73,8 +73,8 @@ def vector_plan(
         history = None
         if history_path and not columns.text_col:
             extra = [weighting.weight_col] if weighting.weight_col else []
-            interactions = read_interactions(history_path, extra=extra, **_id_columns(columns))
-            history = map_history(interactions, items.ids, weighting.weight_col)
+            events = read_encoded_interactions(history_path, extra=extra, **_id_columns(columns))
+            history = map_encoded(events, items.ids, weighting.weight_col)
     else:
         users, history = profile_history(
             history_path,
@@ -153,12 +153,12 @@ def baseline_plan(
     """Users and scorer of a baseline; the catalog is the item table or the history's items."""
     if not history_path:
         raise InputError(f"--baseline {options.baseline} needs --user-history history.csv")
-    interactions = read_interactions(history_path, **_id_columns(columns))
+    events = read_encoded_interactions(history_path, **_id_columns(columns))
     if items_path:
         item_ids = read_vectors(items_path, "items").sorted_by_id().ids
     else:
-        item_ids = np.sort(interactions["item_id"].unique().to_numpy(dtype=object))
-    history = map_history(interactions, item_ids)
+        item_ids = np.sort(events.items)
+    history = map_encoded(events, item_ids)
     if options.baseline == "random":
         scorer = random_scorer(len(item_ids), options.seed)
     else:
