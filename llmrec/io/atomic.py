@@ -36,7 +36,7 @@ def remove_stale_temps(target: Path) -> None:
     for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
         pid = leftover.name[len(target.name) + 2 :].split(".", 1)[0]
         if pid.isdigit() and not _process_alive(int(pid)):
-            if leftover.is_dir():  # a staged folder of shards (cluster.staged_folder)
+            if leftover.is_dir():  # a staged folder of shards (staged_folder)
                 shutil.rmtree(leftover, ignore_errors=True)
                 continue
             with contextlib.suppress(OSError):
@@ -53,6 +53,15 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _temp_prefix(target: Path, given: str) -> str:
+    """The name prefix of this process's temp outputs beside `target`, once its folder is known
+    to exist and the leftovers of dead runs are gone."""
+    if not target.parent.is_dir():
+        raise InputError(f"{given}: output folder {str(target.parent)!r} does not exist")
+    remove_stale_temps(target)
+    return f".{target.name}.{os.getpid()}."
+
+
 @contextlib.contextmanager
 def atomic_path(path: str) -> Iterator[str]:
     """Yield a temp path beside `path`; rename it over `path` only if the block succeeds.
@@ -67,11 +76,7 @@ def atomic_path(path: str) -> Iterator[str]:
     if target.exists() and not target.is_file():  # a device, pipe or socket: nothing to replace
         yield str(target)
         return
-    folder = target.parent
-    if not folder.is_dir():
-        raise InputError(f"{path}: output folder {str(folder)!r} does not exist")
-    remove_stale_temps(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target, path), suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
         yield tmp
@@ -99,10 +104,7 @@ def staged_folder(output: str) -> Iterator[str]:
     """Yield an empty temp folder beside `output`; on success it replaces `output` (a file or a
     folder), on failure it is removed. Temp folders of killed runs are removed first."""
     target = Path(os.path.realpath(output))
-    if not target.parent.is_dir():
-        raise InputError(f"{output}: output folder {str(target.parent)!r} does not exist")
-    remove_stale_temps(target)
-    prefix = f".{target.name}.{os.getpid()}."
+    prefix = _temp_prefix(target, output)
     staging = tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=target.parent)
     try:
         yield staging
