@@ -161,3 +161,13 @@ def test_no_large_tracked_files():
         and (ROOT / name.decode()).stat().st_size > 2**20
     ]
     assert not large, large
+
+
+def test_setuptools_finds_every_package_folder():
+    """A folder without __init__.py imports here (a namespace package) but is left out of a
+    wheel; every folder of modules must be a package that `pip install .` ships."""
+    from setuptools import find_packages
+
+    found = set(find_packages(str(ROOT), include=["llmrec*"]))
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in PACKAGE.rglob("*.py")}
+    assert folders <= found, sorted(folders - found)
