@@ -30,6 +30,7 @@ SplitStrategy = Literal["leave-last", "temporal"]
 Baseline = Literal["popular", "random"]
 BlendPart = Literal["text", "cooc", "ease", "pop"]
 ReportFormat = Literal["table", "json", "markdown"]
+InfoFormat = Literal["table", "json"]
 
 POOLINGS: tuple[str, ...] = get_args(Pooling)
 DEVICES: tuple[str, ...] = get_args(Device)
@@ -41,6 +42,7 @@ SPLIT_STRATEGIES: tuple[str, ...] = get_args(SplitStrategy)
 BASELINES: tuple[str, ...] = get_args(Baseline)
 BLEND_PARTS: tuple[str, ...] = get_args(BlendPart)
 REPORT_FORMATS: tuple[str, ...] = get_args(ReportFormat)
+INFO_FORMATS: tuple[str, ...] = get_args(InfoFormat)
 
 # Fields whose command-line name is not "--" + the field with dashes.
 _FLAG_NAMES = {
@@ -51,6 +53,10 @@ _FLAG_NAMES = {
     "history_path": "--user-history",
     "users_path": "--users",
     "items_path": "--items",
+    "template": "--text",
+    "reuse_output": "--no-reuse",
+    "resamples": "--bootstrap",
+    "address": "--ray-address",
 }
 
 
@@ -90,7 +96,7 @@ class EmbedOptions:
         check_choice("device", self.device, DEVICES)
         check_choice("dtype", self.dtype, DTYPES)
         if self.reuse and not self.reuse_output:
-            raise InputError("give either --reuse or --no-reuse, not both")
+            raise InputError(f"give either {flag('reuse')} or {flag('reuse_output')}, not both")
 
 
 @dataclass(frozen=True)
@@ -143,21 +149,29 @@ class RankOptions:
 
     def __post_init__(self) -> None:
         if self.k < 1:
-            raise InputError(f"-k {self.k}: must be at least 1")
+            raise InputError(f"{flag('k')} {self.k}: must be at least 1")
         if not 0 <= self.diversify_strength <= 1:
-            raise InputError(f"--diversify {self.diversify_strength}: must be between 0 and 1")
+            raise InputError(
+                f"{flag('diversify_strength')} {self.diversify_strength}: must be between 0 and 1"
+            )
         if self.interests < 0:
-            raise InputError(f"--interests {self.interests}: must be 0 (one profile) or more")
+            raise InputError(
+                f"{flag('interests')} {self.interests}: must be 0 (one profile) or more"
+            )
         if self.baseline is not None:
             check_choice("baseline", self.baseline, BASELINES)
             if self.explain:
-                raise InputError("--explain needs scores that come from a history; not a baseline")
+                raise InputError(
+                    f"{flag('explain')} needs scores that come from a history; not a baseline"
+                )
             if self.diversify_strength > 0:
-                raise InputError("--diversify needs item vectors; not with a baseline")
+                raise InputError(
+                    f"{flag('diversify_strength')} needs item vectors; not with a baseline"
+                )
         for name in self.blend:
             check_choice("blend", name, BLEND_PARTS)
         if not any(self.blend.values()):
-            raise InputError("--blend: give at least one part with a non-zero weight")
+            raise InputError(f"{flag('blend')}: give at least one part with a non-zero weight")
 
     @property
     def learns_from_history(self) -> bool:
@@ -183,7 +197,7 @@ def parse_half_life(value: str | float | None) -> tuple[float, str] | None:
         amount = float("nan")
     if not math.isfinite(amount) or amount <= 0:
         raise InputError(
-            f"--half-life {value!r}: give a positive number of events (e.g. 5) "
+            f"{flag('half_life')} {value!r}: give a positive number of events (e.g. 5) "
             "or a time such as 30d, 12h, 2w"
         )
     return amount, unit
@@ -217,15 +231,18 @@ class Weighting:
         decay = parse_half_life(self.half_life)
         if self.strategy == "decay" and decay is None:
             raise InputError(
-                "--strategy decay needs --half-life (events, e.g. 5, or a time, e.g. 30d)"
+                f"{flag('strategy')} decay needs {flag('half_life')} "
+                "(events, e.g. 5, or a time, e.g. 30d)"
             )
         if self.strategy == "last" and (self.last_n is None or self.last_n < 1):
-            raise InputError("--strategy last needs --last-n N (N ≥ 1)")
+            raise InputError(f"{flag('strategy')} last needs {flag('last_n')} N (N ≥ 1)")
         if self.strategy == "weighted" and not self.weight_col:
-            raise InputError("--strategy weighted needs --weight-col (e.g. rating or quantity)")
+            raise InputError(
+                f"{flag('strategy')} weighted needs {flag('weight_col')} (e.g. rating or quantity)"
+            )
         check_choice("weight_mode", self.weight_mode, WEIGHT_MODES)
         if self.max_history is not None and self.max_history < 1:
-            raise InputError(f"--max-history {self.max_history}: must be at least 1")
+            raise InputError(f"{flag('max_history')} {self.max_history}: must be at least 1")
 
     def weights(self, history: History) -> np.ndarray:
         """Per-event weights (float32); 0 leaves an event out."""
@@ -251,9 +268,11 @@ class Weighting:
 
         values = history.weight
         if values is None:
-            raise InputError(f"--weight-col {self.weight_col!r}: the column was not read")
+            raise InputError(f"{flag('weight_col')} {self.weight_col!r}: the column was not read")
         if np.isnan(values).any():
-            raise InputError(f"--weight-col {self.weight_col!r} has empty or non-numeric values")
+            raise InputError(
+                f"{flag('weight_col')} {self.weight_col!r} has empty or non-numeric values"
+            )
         mode = self.weight_mode
         if mode == "auto":
             mode = (

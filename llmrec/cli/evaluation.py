@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from .common import Debug, Quiet, check_choice, check_outputs, command, say
+from ..options import REPORT_FORMATS, check_choice
+from .common import Debug, Quiet, check_outputs, command, say
 
 
 @command
@@ -38,7 +39,7 @@ def evaluate(
             "--format",
             "-f",
             rich_help_panel="Input and output",
-            help="table | json | markdown [default: from -o's ending, else table].",
+            help=f"{' | '.join(REPORT_FORMATS)} [default: from -o's ending, else table].",
         ),
     ] = None,
     output: Annotated[
@@ -102,7 +103,7 @@ def evaluate(
 ) -> None:
     """Compute Precision, Recall, NDCG, MAP, MRR and HitRate at each k against held-out truth;
     with several runs, compare them to the first with paired tests."""
-    from ..evaluation.report import FORMATS, accounting, plot_report, render, rich_table
+    from ..evaluation.report import accounting, plot_report, render, rich_table
     from ..evaluation.scoring import evaluate_report, parse_ks, per_user_frame
     from ..io.atomic import open_output
     from ..io.tables import write_frame
@@ -110,7 +111,7 @@ def evaluate(
     outputs = [path for path in (output, per_user, plot) if path]
     check_outputs(outputs, [*rankings, truth, items, train])
     fmt = format or {".json": "json", ".md": "markdown"}.get(Path(output or "").suffix, "table")
-    check_choice("--format", fmt, FORMATS)
+    check_choice("format", fmt, REPORT_FORMATS)
     started = time.perf_counter()
     report = evaluate_report(
         rankings,

@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .common import Debug, check_choice, command
+from ..options import INFO_FORMATS, check_choice
+from .common import Debug, command
 
 
 @command
@@ -18,14 +19,16 @@ def info(
     file: Annotated[
         str, typer.Argument(metavar="FILE", help="A vector table written by embed or profile.")
     ],
-    format: Annotated[str, typer.Option("--format", "-f", help="table | json.")] = "table",
+    format: Annotated[
+        str, typer.Option("--format", "-f", help=f"{' | '.join(INFO_FORMATS)}.")
+    ] = "table",
     debug: Debug = False,
 ) -> None:
     """Show what a vector table holds: kind, rows, dim, model, pooling, strategy, version."""
 
     from ..io.vectors import read_meta
 
-    check_choice("--format", format, ("table", "json"))
+    check_choice("format", format, INFO_FORMATS)
     meta = read_meta(file)
     if format == "json":
         sys.stdout.write(json.dumps(meta, indent=2, sort_keys=True) + "\n")

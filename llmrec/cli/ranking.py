@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..options import HistoryColumns, RankOptions, Weighting
+from ..options import BASELINES, HistoryColumns, RankOptions, Weighting
 from .common import (
     Concurrency,
     Debug,
@@ -71,7 +71,7 @@ def rank(
         str | None,
         typer.Option(
             rich_help_panel="Scoring",
-            help="Rank without embeddings: popular | random (needs --user-history).",
+            help=f"Rank without embeddings: {' | '.join(BASELINES)} (needs --user-history).",
         ),
     ] = None,
     seed: Annotated[

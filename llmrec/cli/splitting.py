@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ..options import SplitOptions
+from ..options import SPLIT_STRATEGIES, SplitOptions
 from .common import Debug, ItemCol, Quiet, TimeCol, UserCol, check_outputs, command, say
 
 
@@ -20,7 +20,7 @@ def split(
     ],
     history_out: Annotated[str, typer.Option(help="Where to write the history part.")],
     heldout_out: Annotated[str, typer.Option(help="Where to write the held-out part.")],
-    strategy: Annotated[str, typer.Option(help="leave-last | temporal.")] = "leave-last",
+    strategy: Annotated[str, typer.Option(help=f"{' | '.join(SPLIT_STRATEGIES)}.")] = "leave-last",
     n: Annotated[int, typer.Option(help="leave-last: interactions held out per user.")] = 1,
     cutoff: Annotated[
         str | None, typer.Option(help="temporal: hold out from this date/time on.")

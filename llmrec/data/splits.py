@@ -9,10 +9,8 @@ import pandas as pd
 
 from ..errors import InputError
 from ..io.tables import ALL, read_table, require_values, write_frame
-from ..options import SplitOptions
+from ..options import SPLIT_STRATEGIES, SplitOptions, SplitStrategy, check_choice, flag
 from .interactions import parse_order
-
-STRATEGIES = ("leave-last", "temporal")
 
 
 def event_age(users: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -29,7 +27,7 @@ def event_age(users: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndar
 def leave_last_mask(users: np.ndarray, order: np.ndarray, n: int, min_history: int) -> np.ndarray:
     """Hold out each user's `n` latest rows when at least `min_history` rows remain."""
     if n < 1:
-        raise InputError(f"--n {n}: hold out at least 1 interaction per user")
+        raise InputError(f"{flag('n')} {n}: hold out at least 1 interaction per user")
     age, count = event_age(users, order)
     return (age < n) & (count - n >= min_history)
 
@@ -46,10 +44,12 @@ def temporal_mask(
 def fraction_cutoff(order: np.ndarray, fraction: float) -> float:
     """The time from which the latest round(fraction · rows) rows lie (more if times tie)."""
     if not 0 < fraction < 1:
-        raise InputError(f"--fraction {fraction}: must be between 0 and 1")
+        raise InputError(f"{flag('fraction')} {fraction}: must be between 0 and 1")
     held = int(round(len(order) * fraction))
     if held == 0:
-        raise InputError(f"--fraction {fraction}: holds out no row of {len(order)}; raise it")
+        raise InputError(
+            f"{flag('fraction')} {fraction}: holds out no row of {len(order)}; raise it"
+        )
     return float(np.sort(order)[len(order) - held])
 
 
@@ -59,7 +59,7 @@ def split_frame(
     path: str,
     user_col: str = "user_id",
     time_col: str | None = None,
-    strategy: str = "leave-last",
+    strategy: SplitStrategy = "leave-last",
     n: int = 1,
     cutoff: str | None = None,
     fraction: float | None = None,
@@ -71,10 +71,10 @@ def split_frame(
     so no future interaction leaks into the history.
     """
     if min_history < 0:
-        raise InputError(f"--min-history {min_history}: must be 0 or more")
+        raise InputError(f"{flag('min_history')} {min_history}: must be 0 or more")
     time_col = time_col or ("timestamp" if "timestamp" in frame.columns else None)
     if time_col and time_col not in frame.columns:
-        raise InputError(f"{path}: no column {time_col!r}; fix --time-col")
+        raise InputError(f"{path}: no column {time_col!r}; fix {flag('time_col')}")
     users = frame[user_col].to_numpy(dtype=object)
     order = (
         parse_order(frame[time_col], path, time_col)
@@ -84,14 +84,16 @@ def split_frame(
     if strategy == "leave-last":
         held = leave_last_mask(users, order, n, min_history)
         return frame[~held], frame[held]
-    if strategy != "temporal":
-        raise InputError(f"--strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    check_choice("strategy", strategy, SPLIT_STRATEGIES)
     if not time_col:
-        raise InputError(f"{path}: a temporal split needs a time column; pass --time-col")
+        raise InputError(f"{path}: a temporal split needs a time column; pass {flag('time_col')}")
     if (cutoff is None) == (fraction is None):
-        raise InputError("--strategy temporal needs exactly one of --cutoff DATE or --fraction F")
+        raise InputError(
+            f"{flag('strategy')} temporal needs exactly one of {flag('cutoff')} DATE "
+            f"or {flag('fraction')} F"
+        )
     if cutoff is not None:
-        limit = float(parse_order(pd.Series([cutoff]), "--cutoff", "cutoff")[0])
+        limit = float(parse_order(pd.Series([cutoff]), flag("cutoff"), "cutoff")[0])
     else:
         limit = fraction_cutoff(order, fraction)
     held = temporal_mask(users, order, limit, min_history)
@@ -116,7 +118,7 @@ def split_file(
         required=[options.user_col, options.item_col],
         strings=ALL,
         what="interactions",
-        hint="name it with --user-col / --item-col",
+        hint=f"name it with {flag('user_col')} / {flag('item_col')}",
     )
     require_values(frame, options.user_col, interactions)
     history, heldout = split_frame(
@@ -132,8 +134,8 @@ def split_file(
     )
     if heldout.empty:
         raise InputError(
-            f"{interactions}: nothing was held out; lower --min-history or "
-            "change --n / --cutoff / --fraction"
+            f"{interactions}: nothing was held out; lower {flag('min_history')} or change "
+            f"{flag('n')} / {flag('cutoff')} / {flag('fraction')}"
         )
     write_frame(history, history_out)
     write_frame(heldout, heldout_out)

@@ -21,10 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from ..options import DEVICES, DTYPES, POOLINGS, Device, DType, Pooling, check_choice, flag
 
-POOLINGS = ("mean", "cls", "last")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = ("float32", "bfloat16", "float16")
 BUNDLED_NAME = "all-MiniLM-L6-v2"
 FILL_ROWS = 8  # smallest batch: counts are rounded up to powers of two (see filled_rows)
 # sha256 of model.safetensors of sentence-transformers/all-MiniLM-L6-v2, as published
@@ -56,7 +54,7 @@ def resolve_model(spec: str | None, allow_download: bool = False) -> tuple[str, 
         raise ModelError(f"{spec}: model folder not found")
     if not allow_download:
         raise ModelError(
-            f"model {spec!r} is not a local folder; pass --allow-download to fetch "
+            f"model {spec!r} is not a local folder; pass {flag('allow_download')} to fetch "
             "it from the Hugging Face hub, or give a local model folder"
         )
     return spec, _download(spec)
@@ -102,7 +100,7 @@ def check_bundled_weights(hashes: dict[str, str], folder: Path) -> None:
         )
 
 
-def default_pooling(folder: Path) -> str:
+def default_pooling(folder: Path) -> Pooling:
     """The pooling a sentence-transformers folder declares (1_Pooling/config.json), else mean."""
     config = folder / "1_Pooling" / "config.json"
     if config.is_file():
@@ -114,7 +112,7 @@ def default_pooling(folder: Path) -> str:
     return "mean"
 
 
-def pick_device(device: str) -> str:
+def pick_device(device: Device) -> Device:
     """Resolve `auto` to the best available torch device; check an explicit one exists."""
     import torch
 
@@ -125,9 +123,13 @@ def pick_device(device: str) -> str:
             return "mps"
         return "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError("--device cuda: no CUDA GPU is available here; use --device cpu")
+        raise ModelError(
+            f"{flag('device')} cuda: no CUDA GPU is available here; use {flag('device')} cpu"
+        )
     if device == "mps" and not torch.backends.mps.is_available():
-        raise ModelError("--device mps: Apple MPS is not available here; use --device cpu")
+        raise ModelError(
+            f"{flag('device')} mps: Apple MPS is not available here; use {flag('device')} cpu"
+        )
     return device
 
 
@@ -139,20 +141,20 @@ class Encoder:
     tokenizer: object
     name: str
     fingerprint: str
-    pooling: str
+    pooling: Pooling
     max_length: int
-    device: str
-    dtype: str = "float32"
+    device: Device
+    dtype: DType = "float32"
 
     @classmethod
     def load(
         cls,
         model: str | None = None,
         *,
-        pooling: str | None = None,
+        pooling: Pooling | None = None,
         max_length: int = 256,
-        device: str = "auto",
-        dtype: str = "float32",
+        device: Device = "auto",
+        dtype: DType = "float32",
         allow_download: bool = False,
         allow_pickle: bool = False,
     ) -> Encoder:
@@ -161,12 +163,12 @@ class Encoder:
         `dtype` bfloat16 or float16 runs the model's weights and activations in 16 bits (fast on
         GPUs and on CPUs with AVX-512 BF16 or AMX); pooling and normalising stay in float32.
         """
-        if pooling is not None and pooling not in POOLINGS:
-            raise ModelError(f"--pooling {pooling!r}: choose one of {', '.join(POOLINGS)}")
-        if dtype not in DTYPES:
-            raise ModelError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+        if pooling is not None:
+            check_choice("pooling", pooling, POOLINGS)
+        check_choice("dtype", dtype, DTYPES)
+        check_choice("device", device, DEVICES)
         if max_length < 1:
-            raise ModelError(f"--max-length {max_length}: must be at least 1")
+            raise ModelError(f"{flag('max_length')} {max_length}: must be at least 1")
         name, folder = resolve_model(model, allow_download)
         hashes = file_hashes(folder)
         if name == BUNDLED_NAME:
@@ -175,7 +177,7 @@ class Encoder:
         if not allow_pickle and not any(folder.glob("*.safetensors")):
             raise ModelError(
                 f"{folder}: weights are not in safetensors format; pass "
-                "--allow-pickle only if you trust this folder"
+                f"{flag('allow_pickle')} only if you trust this folder"
             )
         torch_device = pick_device(device)
         hf_model, tokenizer = _load_hf(folder, allow_pickle)
@@ -240,7 +242,7 @@ class Encoder:
         import torch
 
         if batch_size < 1:
-            raise ModelError(f"--batch-size {batch_size}: must be at least 1")
+            raise ModelError(f"{flag('batch_size')} {batch_size}: must be at least 1")
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         out = np.empty((len(ids), self.dim), dtype=np.float32)
         with torch.inference_mode():
@@ -260,7 +262,7 @@ class Encoder:
         return out
 
 
-def _torch_dtype(name: str):
+def _torch_dtype(name: DType):
     import torch
 
     return getattr(torch, name)
@@ -276,7 +278,7 @@ def use_all_cores() -> None:
         torch.set_num_threads(cores)
 
 
-def pool(hidden, mask, pooling: str):
+def pool(hidden, mask, pooling: Pooling):
     """Pool token states (batch, seq, dim) into one vector per text, ignoring padding.
 
     mean: Σ_t mask_t·h_t / Σ_t mask_t;  cls: h_0;  last: h at the last real token

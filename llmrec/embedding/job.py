@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..engine.ray import RayOptions
 from ..errors import InputError
-from ..options import EmbedOptions
+from ..options import EmbedOptions, flag
 from .encoder import Encoder
 from .run import CHUNK_ROWS, EmbedRun, embed_to_file
 from .texts import read_item_texts
@@ -36,7 +36,10 @@ def embed_file(
     `ray` a folder of shards), as `options` say."""
     options = options or EmbedOptions()
     if ray is not None and options.reuse:
-        raise InputError("--engine ray encodes every text; --reuse works with --engine local")
+        raise InputError(
+            f"{flag('engine')} ray encodes every text; "
+            f"{flag('reuse')} works with {flag('engine')} local"
+        )
     encoder = Encoder.load(
         options.model,
         pooling=options.pooling,

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..errors import InputError
 from ..io.tables import read_table, require_values
+from ..options import flag
 
 DEFAULT_TEXT_COLUMNS = ("title", "description")
 
@@ -22,20 +23,23 @@ def template_fields(template: str) -> list[str]:
     try:
         parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
-        raise InputError(f"--text {template!r}: {exc}; write fields as {{column}}") from exc
+        raise InputError(
+            f"{flag('template')} {template!r}: {exc}; write fields as {{column}}"
+        ) from exc
     fields = []
     for _, name, spec, conversion in parsed:
         if name is None:
             continue
         if not name or spec or conversion:
             raise InputError(
-                f"--text {template!r}: use plain {{column}} fields "
+                f"{flag('template')} {template!r}: use plain {{column}} fields "
                 "(no positional fields, format specs or conversions)"
             )
         fields.append(name)
     if not fields:
         raise InputError(
-            f"--text {template!r}: names no column; write e.g. '{{title}}. {{description}}'"
+            f"{flag('template')} {template!r}: names no column; "
+            "write e.g. '{title}. {description}'"
         )
     return fields
 
@@ -65,7 +69,7 @@ def item_texts(
 ) -> pd.Series:
     """The text to embed for each item row, from a template or a list of columns."""
     if template and text_cols:
-        raise InputError("give either --text or --text-cols, not both")
+        raise InputError(f"give either {flag('template')} or {flag('text_cols')}, not both")
     if template:
         columns = template_fields(template)
     else:
@@ -73,13 +77,14 @@ def item_texts(
         if not columns:
             raise InputError(
                 f"{path}: no 'title' or 'description' column; say which columns "
-                "hold the text with --text '{name}. {details}' or --text-cols"
+                f"hold the text with {flag('template')} '{{name}}. {{details}}' "
+                f"or {flag('text_cols')}"
             )
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise InputError(
             f"{path}: no column {missing[0]!r} (columns: {', '.join(frame.columns)}); "
-            "fix --text / --text-cols"
+            f"fix {flag('template')} / {flag('text_cols')}"
         )
     texts = render_template(frame, template) if template else join_columns(frame, columns)
     empty = texts == ""
@@ -144,7 +149,7 @@ def read_item_texts(
         required=[id_col],
         strings=needed or DEFAULT_TEXT_COLUMNS,
         what="item table",
-        hint="pass --id-col NAME",
+        hint=f"pass {flag('id_col')} NAME",
     )
     require_values(frame, id_col, path)
     check_unique_ids(frame[id_col], path, id_col)

@@ -11,11 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import LlmrecError, first_line
+from ..options import flag
 
-INSTALL_HINT = "--engine ray needs Ray: pip install 'llmrec[ray]'"
-
-
-ENGINES = ("local", "ray")
+INSTALL_HINT = f"{flag('engine')} ray needs Ray: pip install 'llmrec[ray]'"
 
 
 @dataclass
@@ -70,7 +68,7 @@ def _start(ray, address: str | None) -> None:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = address or "a local Ray"
         raise LlmrecError(
-            f"--ray-address: cannot start or reach {where}: {first_line(exc)}"
+            f"{flag('address')}: cannot start or reach {where}: {first_line(exc)}"
         ) from exc
 
 

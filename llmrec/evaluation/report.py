@@ -16,10 +16,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import InputError
+from ..options import ReportFormat, flag
 from .metrics import DISPLAY_NAMES
 from .scoring import Evaluation, Report
 
-FORMATS = ("table", "json", "markdown")
 SIGNIFICANCE = 0.05
 CONVENTIONS = (
     "binary relevance; users in the truth but missing from the rankings score 0; "
@@ -249,7 +249,7 @@ def rich_table(result: Evaluation | Report) -> Table:
     return table
 
 
-def render(result: Evaluation | Report, fmt: str) -> str:
+def render(result: Evaluation | Report, fmt: ReportFormat) -> str:
     """The report as text in `fmt` (table renders without colour, for files and pipes)."""
     if fmt == "json":
         return to_json(result)
@@ -268,7 +268,7 @@ def plot_report(result: Evaluation | Report, path: str) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        raise InputError("--plot needs matplotlib: pip install 'llmrec[plot]'") from exc
+        raise InputError(f"{flag('plot')} needs matplotlib: pip install 'llmrec[plot]'") from exc
     from ..io.atomic import atomic_path
 
     report = as_report(result)

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import InputError
+from ..options import flag
 from . import beyond_accuracy, stats
 from .lists import as_arrow, encode, hits_of, read_rankings, read_truth, run_lists
 from .metrics import FUNCTIONS, METRICS
@@ -46,9 +47,11 @@ def parse_ks(text: str) -> list[int]:
     try:
         ks = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError as exc:
-        raise InputError(f"-k {text!r}: give cut-offs as integers, e.g. -k 5,10,20") from exc
+        raise InputError(
+            f"{flag('k')} {text!r}: give cut-offs as integers, e.g. {flag('k')} 5,10,20"
+        ) from exc
     if not ks or ks[0] < 1:
-        raise InputError(f"-k {text!r}: every cut-off must be at least 1")
+        raise InputError(f"{flag('k')} {text!r}: every cut-off must be at least 1")
     return ks
 
 
@@ -152,7 +155,7 @@ def build_report(
     report = Report(runs, resamples=resamples if ci else 0)
     if ci:
         if resamples < 1:
-            raise InputError(f"--bootstrap {resamples}: must be at least 1")
+            raise InputError(f"{flag('resamples')} {resamples}: must be at least 1")
         for run in runs:
             lows, highs = stats.bootstrap_ci(
                 run.per_user.to_numpy(), resamples=resamples, seed=seed

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import InputError
+from ..options import flag
 from .atomic import atomic_path
 from .tables import reading_error
 
@@ -320,8 +321,8 @@ class StoredVectors:
             raise InputError(f"{path}: holds {meta.get('kind')} vectors, not item vectors")
         if os.path.isdir(path):
             raise InputError(
-                f"{path}: a folder of shards can't be reused yet; give --no-reuse, or a "
-                "vector file from 'llmrec embed --engine local'"
+                f"{path}: a folder of shards can't be reused yet; give {flag('reuse_output')}, "
+                f"or a vector file from 'llmrec embed {flag('engine')} local'"
             )
         try:
             parquet = pq.ParquetFile(path)

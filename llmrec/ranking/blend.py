@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from ..options import BLEND_PARTS
+from ..options import BLEND_PARTS, flag
 from .scorers import Scorer
 
 if TYPE_CHECKING:
@@ -49,12 +49,14 @@ def parse_blend(text: str) -> dict[str, float]:
         name = name.strip()
         if name not in BLEND_PARTS:
             raise InputError(
-                f"--blend {text!r}: unknown part {name!r}; use {', '.join(BLEND_PARTS)}"
+                f"{flag('blend')} {text!r}: unknown part {name!r}; use {', '.join(BLEND_PARTS)}"
             )
         try:
             weights[name] = float(value) if value else 1.0
         except ValueError as exc:
-            raise InputError(f"--blend {text!r}: {part!r} needs a number, e.g. {name}=0.5") from exc
+            raise InputError(
+                f"{flag('blend')} {text!r}: {part!r} needs a number, e.g. {name}=0.5"
+            ) from exc
     if not weights or all(w == 0 for w in weights.values()):
-        raise InputError(f"--blend {text!r}: give at least one part with a non-zero weight")
+        raise InputError(f"{flag('blend')} {text!r}: give at least one part with a non-zero weight")
     return weights

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from ...data.history import History
 from ...errors import InputError
+from ...options import flag
 from ..topk import DEFAULT_BLOCK_BYTES
 from . import Scorer
 
@@ -153,7 +154,7 @@ def ease(binary, regularization: float = 500.0) -> np.ndarray:
             f"use cooc for catalogs over {EASE_MAX_ITEMS:,} items"
         )
     if regularization <= 0:
-        raise InputError(f"--ease-lambda {regularization}: must be positive")
+        raise InputError(f"{flag('ease_lambda')} {regularization}: must be positive")
     import torch
 
     if n_items <= n_users:
