@@ -197,7 +197,7 @@ def test_bundled_model_matches_sentence_transformers(sample_items):
 def test_bundled_weights_are_checked_against_their_published_hash(tmp_path, monkeypatch):
     import shutil
 
-    import llmrec.encoder as encoder_module
+    import llmrec.embedding.encoder as encoder_module
 
     tampered = tmp_path / "bundled"
     shutil.copytree(bundled_model_path(), tampered)
