@@ -97,6 +97,10 @@ class EmbedOptions:
         check_choice("dtype", self.dtype, DTYPES)
         if self.reuse and not self.reuse_output:
             raise InputError(f"give either {flag('reuse')} or {flag('reuse_output')}, not both")
+        for name in ("batch_size", "chunk_rows", "max_length"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InputError(f"{flag(name)} {value}: must be at least 1")
 
 
 @dataclass(frozen=True)

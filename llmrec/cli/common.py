@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..errors import EXIT_BAD_INPUT, EXIT_FAILURE, LlmrecError
-from ..options import HistoryColumns, Weighting
+from ..options import ENGINES, HistoryColumns, Weighting, check_choice
 from ..version import __version__
 
 try:  # recent typer ships its own copy of click, whose exceptions its parser raises
@@ -304,7 +304,7 @@ def main_options(
 
 def ray_options(engine: str, address: str | None, concurrency: int | None, gpus: float = 0.0):
     """RayOptions for --engine ray (None for local); Ray-only options need --engine ray."""
-    check_choice("--engine", engine, ("local", "ray"))
+    check_choice("engine", engine, ENGINES)
     if engine == "local":
         if address or concurrency or gpus:
             raise LlmrecError(
@@ -336,11 +336,6 @@ def history_note(mapped) -> str:
 
 def split_list(text: str | None) -> list[str] | None:
     return [part.strip() for part in text.split(",") if part.strip()] if text else None
-
-
-def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise LlmrecError(f"{option} {value!r}: choose one of {', '.join(choices)}")
 
 
 def check_outputs(outputs: list[str], inputs: list[str | None]) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..engine.ray import RayOptions, ray_call, ray_session
-from ..errors import InputError, LlmrecError
+from ..errors import LlmrecError
 from ..io.atomic import staged_folder
 from ..io.vectors import VectorTable, write_vectors
 from .encoder import Encoder
@@ -94,10 +94,6 @@ def embed_on_ray(
     `encoder` is `model` as loaded here, with the settings every actor loads it with; its
     metadata goes into every shard, and an actor whose copy of the model differs fails.
     """
-    if chunk_rows < 1:
-        raise InputError(f"--chunk-rows {chunk_rows}: must be at least 1")
-    if batch_size < 1:
-        raise InputError(f"--batch-size {batch_size}: must be at least 1")
     meta = vector_meta(encoder, normalize, items.template)
     load = {
         "pooling": encoder.pooling,

@@ -285,10 +285,6 @@ def embed_to_file(
     rows of items no longer in the input are dropped with the old file. Finished chunks are kept
     beside the output while the run lasts, so a killed run restarts where it stopped (`resume`).
     """
-    if chunk_rows < 1:
-        raise InputError(f"--chunk-rows {chunk_rows}: must be at least 1")
-    if batch_size < 1:
-        raise InputError(f"--batch-size {batch_size}: must be at least 1")
     meta = vector_meta(encoder, normalize, items.template)
     stored, note = previous_vectors(reuse, output if reuse_output else STDIO, meta)
     store = ChunkStore.beside(output, run_key(items, meta, chunk_rows)) if resume else None
