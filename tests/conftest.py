@@ -19,6 +19,13 @@ SAMPLE = ROOT / "sample_data"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tests often run torch in more than one process at once: two pytest-xdist workers, several
+# llmrec runs started together, a run beside the test that watches it. OpenMP threads (torch's,
+# here and in the llmrec subprocesses, which inherit this) spin while they wait for work, and
+# a spinning thread holds a core another process's threads need: on 2 cores, two encodes side
+# by side took 3x as long as one, and 1.5x with PASSIVE (waiting threads sleep). Only how idle
+# threads wait changes; no result does.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -169,6 +176,36 @@ def run_cli(
         timeout=timeout,
         env=env,
     )
+
+
+@pytest.fixture(scope="session")
+def sample_embedded(tmp_path_factory, sample_items) -> tuple[Path, subprocess.CompletedProcess]:
+    """sample_data's items embedded once with the bundled model by the real executable,
+    `--text "{title}. {description}"`: (the item table, the finished embed run, whose
+    stdout and stderr a test may check). Tests that are not about embed itself share it."""
+    items = tmp_path_factory.mktemp("sample-embedded") / "items.parquet"
+    embedded = run_cli("embed", sample_items, "--text", "{title}. {description}", "-o", items)
+    assert embedded.returncode == 0, embedded.stderr.decode()
+    return items, embedded
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """One local Ray for the whole session (2 CPUs, bound to 127.0.0.1): its address, for
+    commands that join it with --ray-address. Starting Ray takes seconds, so every Ray test
+    shares this one; it skips where Ray is not installed."""
+    import logging
+
+    ray = pytest.importorskip("ray")
+    context = ray.init(
+        num_cpus=2,
+        _node_ip_address="127.0.0.1",
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+    )
+    yield context.address_info["gcs_address"]
+    ray.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -126,11 +126,11 @@ def random_ndcg(heldout: pd.DataFrame, items: list[str], seen: pd.DataFrame, see
 
 
 @pytest.mark.slow
-def test_real_executable_and_bundled_model_beat_random(sample_items, split_files, tmp_path):
+def test_real_executable_and_bundled_model_beat_random(
+    sample_items, sample_embedded, split_files, tmp_path
+):
     history, heldout = split_files
-    items = tmp_path / "items.parquet"
-    embedded = run_cli("embed", sample_items, "--text", "{title}. {description}", "-o", items)
-    assert embedded.returncode == 0, embedded.stderr
+    items, embedded = sample_embedded  # `llmrec embed` run once for the session
     assert embedded.stdout == b""
     assert b"60 items" in embedded.stderr and len(embedded.stderr.splitlines()) == 1
     ranked = run_cli("rank", "--user-history", history, "--items", items, "-k", "10", "-o", "-")
@@ -168,10 +168,9 @@ def test_items_from_stdin_equal_items_from_the_file(tiny_bert, sample_items, tmp
 
 
 @pytest.mark.slow
-def test_free_text_history_gets_matching_accessories(sample_items, tmp_path):
+def test_free_text_history_gets_matching_accessories(sample_items, sample_embedded, tmp_path):
     """A user who wrote 'phone case' and 'charging cable' gets phone accessories first."""
-    items = tmp_path / "items.parquet"
-    invoke("embed", sample_items, "--text", "{title}. {description}", "-o", items, "--quiet")
+    items, _ = sample_embedded  # the bundled model's vectors of "{title}. {description}"
     history = tmp_path / "wrote.csv"
     history.write_text(
         "user_id,text\nA,phone case\nA,charging cable\nB,espresso beans\nB,milk frother\n"

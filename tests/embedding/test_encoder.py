@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -51,13 +52,41 @@ def test_vectors_are_bitwise_the_same_whatever_the_batch(tiny_model):
     np.testing.assert_array_equal(encoder.encode(texts[::-1], batch_size=7), one_by_one[::-1])
 
 
+def _by_token_length(encoder: Encoder, texts: list[str]) -> dict[int, list[str]]:
+    """The distinct texts grouped by their length in tokens (cut to the model's limit)."""
+    groups: dict[int, list[str]] = defaultdict(list)
+    unique = list(dict.fromkeys(texts))
+    for text, ids in zip(unique, encoder.tokenize(unique), strict=True):
+        groups[len(ids)].append(text)
+    return groups
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_bundled_model_vectors_are_bitwise_the_same_whatever_the_batch(dtype):
-    # Long texts too: attention sums over the padded length, so this is where padding to a
-    # batch's longest member used to move the 7th decimal.
-    texts = _texts_of_many_lengths(120, 300)
+    """A text's vector is the one it gets alone (batch_size 1), whatever texts share its batch
+    and however many rows the batch has.
+
+    The encoder batches only texts of one token length, so a text alone at its length gets
+    the same batch at every batch size and checks nothing. The texts are therefore picked in
+    groups of one length from random drawings: 2 or 3 texts at each of six lengths spread up
+    to the 256-token limit; 9 texts cut to the limit (long texts too: attention sums over the
+    padded length, so this is where padding to a batch's longest member used to move the 7th
+    decimal), which fill a 16-row batch; and 65 one-word texts of one length, which fill a
+    128-row batch. Batch sizes 2, 16 and 128 then give 8-, 16- and 128-row batches with other
+    neighbours in each. (This test used to draw 120 texts at once: 90 were cut to the limit,
+    most of the others were alone at their length, and both dtypes took 290 s on two idle
+    cores; these 89 texts take 55 s.)
+    """
     encoder = Encoder.load(None, dtype=dtype)
+    drawn = _by_token_length(encoder, _texts_of_many_lengths(300, 100))
+    shared = sorted(n for n, group in drawn.items() if len(group) > 1 and n < encoder.max_length)
+    lengths = [shared[i] for i in np.linspace(0, len(shared) - 1, 6).round().astype(int)]
+    spread = [text for n in lengths for text in drawn[n][:3]]
+    long = drawn[encoder.max_length][:9]
+    short = max(_by_token_length(encoder, _texts_of_many_lengths(400, 2)).values(), key=len)[:65]
+    assert len(set(lengths)) == 6 and len(long) == 9 and len(short) == 65
+    texts = spread + long + short
     reference = encoder.encode(texts, batch_size=1)
     for batch_size in (2, 16, 128):
         np.testing.assert_array_equal(encoder.encode(texts, batch_size=batch_size), reference)

@@ -1,13 +1,14 @@
 """`--engine ray`: the same vectors and byte-identical rankings as the local engine.
 
-The module starts one local Ray (2 CPUs, bound to 127.0.0.1) and the commands run as real
-subprocesses that join it with --ray-address. Marked `ray`: `pytest -m "not ray"` skips them,
-and they skip by themselves where Ray is not installed.
+The session's one local Ray (the `ray_address` fixture in conftest.py: 2 CPUs, bound to
+127.0.0.1) is shared by every test here, and the commands run as real subprocesses that join
+it with --ray-address. Marked `ray`: `pytest -m "not ray"` skips them, and they skip by
+themselves where Ray is not installed. Marked `serial` too: `make test` runs them after the
+parallel tests, alone on the machine, as Ray wants both cores it was given.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 import sys
@@ -25,20 +26,7 @@ from llmrec.options import RankOptions
 from llmrec.ranking.run import rank_to_file
 
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.ray
-
-
-@pytest.fixture(scope="module")
-def ray_address():
-    context = ray.init(
-        num_cpus=2,
-        _node_ip_address="127.0.0.1",
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-    )
-    yield context.address_info["gcs_address"]
-    ray.shutdown()
+pytestmark = [pytest.mark.ray, pytest.mark.serial]
 
 
 def llmrec(*args) -> None:
@@ -99,13 +87,24 @@ def test_ray_rank_is_byte_identical_to_local_from_a_history_or_profiles(
 
 @pytest.mark.slow
 def test_movielens_ray_embed_gives_the_local_vectors(tmp_path, ray_address, movielens):
+    """Ray shards equal the local table row for row on real texts (the first 1,500 movies, so
+    that Ray's blocks and each worker's batches differ from the local run's), and a Ray ranking
+    from those shards equals the local one byte for byte."""
     folder = tmp_path / "ray_items"
+    catalog = pd.read_csv(movielens["items_csv"], dtype=str, keep_default_na=False)
+    catalog.head(1500).to_csv(tmp_path / "items.csv", index=False)
     llmrec(
-        "embed", movielens["items_csv"], "--text", "{title}. {genres}", "-o", folder,
-        "--engine", "ray", "--ray-address", ray_address, "--concurrency", 2,
+        "embed", tmp_path / "items.csv", "--text", "{title}. {genres}", "-o", folder,
+        "--engine", "ray", "--ray-address", ray_address, "--concurrency", 2, "--chunk-rows", 500,
     )  # fmt: skip
-    local = read_vectors(str(movielens["items"]))
-    np.testing.assert_array_equal(read_vectors(str(folder)).vectors, local.vectors)
+    local = read_vectors(str(movielens["items"]))  # the whole catalog, embedded locally
+    shards = read_vectors(str(folder))
+    assert shards.ids.tolist() == local.ids[:1500].tolist()
+    np.testing.assert_array_equal(shards.vectors, local.vectors[:1500])
+    subset = VectorTable(local.kind, local.ids[:1500], local.vectors[:1500], local.meta,
+                         {name: column[:1500] for name, column in local.extra.items()})  # fmt: skip
+    write_vectors(subset, str(tmp_path / "local.parquet"))
+    movielens = {**movielens, "items": tmp_path / "local.parquet"}
     llmrec(
         "rank",
         "--user-history",
