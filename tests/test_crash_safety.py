@@ -19,40 +19,42 @@ EXE = str(Path(sys.executable).with_name("llmrec"))
 RANDOM_TRIALS = 3
 
 
-def kill_while_writing(args: list[str], output: Path) -> bool:
+def kill_while_writing(args: list[str], output: Path) -> float:
     """Start `args` and SIGKILL it the moment its temp file appears beside `output`, that is
-    while the output is being written; True if it was caught there, False if it ended first."""
+    while the output is being written; the seconds it ran (to then, or to its end if it
+    finished first)."""
+    started = time.monotonic()
     process = subprocess.Popen([EXE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     prefix = f".{output.name}.{process.pid}."  # this run's temp file, not a dead run's
     while process.poll() is None and not any(
         name.startswith(prefix) for name in os.listdir(output.parent)
     ):
         pass  # no sleep: the temp file of a small output lives for a millisecond or so
-    caught = process.poll() is None
-    process.send_signal(signal.SIGKILL)
+    reached = time.monotonic() - started
+    process.send_signal(signal.SIGKILL)  # nothing happens if it has ended
     process.wait()
-    return caught
+    return reached
 
 
-def kill_at_random_moments(args: list[str], output: Path, seed: int, duration: float) -> None:
+def kill_at_random_moments(args: list[str], output: Path, seed: int) -> None:
     """Run `args` again and again, SIGKILL each run at a chosen moment, check `output`.
 
-    A kill can land in three places, each with its own outcome: in start-up and reading
-    (the output is not touched yet), while the temp file is written (it is left behind, the
-    output must still be the old file, and the next run removes the temp file), or after the
-    rename (the output is the new, equal file). Start-up (Python, torch, the model) is most
-    of a run, so of the 10 moments per command drawn from a fixed 0.05-2.5 s that this test
-    used to take, most fell in start-up (all of them on a busy machine) or after a short run
-    had ended, and the temp file was hit by chance if at all. Now one run per command is
-    killed the moment its temp file appears, the case that matters (embed's and rank's are
-    caught nearly every time; evaluate's small report lives for well under a millisecond and
-    is mostly missed, so that run checks a finished run), and RANDOM_TRIALS = 3 more at
-    seeded moments spread over `duration`, the time the same command just took to the end
-    here, so that they fall inside a run wherever it spends its time, whatever the
-    machine's speed.
+    A kill can land in three places, each with its own outcome: in start-up, reading and
+    computing (the output is not touched yet), while the temp file is written (it is left
+    behind, the output must still be the old file, and the next run removes the temp file),
+    or after the rename (the output is the new, equal file). Start-up (Python, torch, the
+    model) is most of a run, so of the 10 moments per command drawn from a fixed 0.05-2.5 s
+    that this test used to take, most fell in start-up (all of them on a busy machine) or
+    after a short run had ended, and the temp file was hit by chance if at all. Now the
+    first run of each command is killed the moment its temp file appears, the case that
+    matters (embed's and rank's are caught nearly every time; evaluate's small report lives
+    for well under a millisecond and is mostly missed, and then the run ends whole), and
+    RANDOM_TRIALS = 3 more at seeded moments before the point that first run reached, so
+    that they fall in start-up, reading or computing wherever the run spends its time,
+    whatever the machine's speed.
     """
     previous = output.read_bytes()
-    kill_while_writing(args, output)
+    reached = kill_while_writing(args, output)
     assert output.read_bytes() == previous  # never partial: the old file or the new, equal one
     rng = random.Random(seed)
     for _ in range(RANDOM_TRIALS):
@@ -60,7 +62,7 @@ def kill_at_random_moments(args: list[str], output: Path, seed: int, duration: f
             [EXE, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         try:  # a run that ends before its moment is not waited for past its end
-            process.wait(timeout=rng.uniform(0.05, 1.0) * duration)
+            process.wait(timeout=rng.uniform(0.05, 1.0) * reached)
         except subprocess.TimeoutExpired:
             process.send_signal(signal.SIGKILL)
             process.wait()
@@ -93,13 +95,10 @@ def test_killed_embed_rank_and_evaluate_never_leave_a_partial_output(
         ],
         report: ["evaluate", str(rankings), "--truth", str(heldout), "-o", str(report)],
     }
-    durations = {}
-    for output, args in commands.items():
-        started = time.monotonic()
+    for args in commands.values():
         assert run_cli(*args).returncode == 0
-        durations[output] = time.monotonic() - started
     for seed, (output, args) in enumerate(commands.items()):
-        kill_at_random_moments(args, output, seed, durations[output])
+        kill_at_random_moments(args, output, seed)
         assert run_cli(*args).returncode == 0  # the next run cleans up and succeeds
         leftovers = [p.name for p in tmp_path.glob(f".{output.name}.*.tmp")]
         assert leftovers == []
