@@ -22,13 +22,14 @@ $(STAMP): pyproject.toml
 demo: install
 	bash scripts/demo.sh
 
-# Two pytest runs: the tests marked `serial` (processes killed by the clock, and Ray, which
-# wants both cores) run alone, after the others have run on 2 workers (pytest-xdist).
+# Two pytest runs: the tests marked `serial` (processes killed by the clock) run alone, after
+# the others have run on 2 workers (pytest-xdist, a test file per worker at a time: the Ray
+# tests, all in one file, share one Ray on one worker while the other worker runs the rest).
 # Exit status 5 (nothing collected) of one run is no failure, as the other may have the tests;
 # both 5 gives 5, as plain pytest would. A failure in the first run still runs the second
 # (exit 1 is kept); an interrupt or usage error stops there. PYTEST_ARGS goes to both runs.
 test: install
-	@$(BIN)/python -m pytest -q -n 2 -m "not serial" $(PYTEST_ARGS); first=$$?; \
+	@$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial" $(PYTEST_ARGS); first=$$?; \
 	case $$first in 0|1|5) ;; *) exit $$first ;; esac; \
 	$(BIN)/python -m pytest -q -p no:xdist -m serial $(PYTEST_ARGS); second=$$?; \
 	if [ $$first -eq 5 ] && [ $$second -eq 5 ]; then exit 5; fi; \

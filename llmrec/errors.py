@@ -1,4 +1,5 @@
-"""Errors meant for people: one line that names the file, column or row and what to do."""
+"""Errors meant for people: one line that names the file, column or row and what to do, with
+options named the way the command line spells them (`flag`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,27 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILURE = 1  # something broke that the user's input did not cause
 EXIT_BAD_INPUT = 2  # bad usage or bad data: the message says what to change
+
+
+# Fields whose command-line name is not "--" + the field with dashes.
+_FLAG_NAMES = {
+    "k": "-k",
+    "diversify_strength": "--diversify",
+    "exclude_seen": "--include-seen",
+    "text_col": "--history-text-col",
+    "history_path": "--user-history",
+    "users_path": "--users",
+    "items_path": "--items",
+    "template": "--text",
+    "reuse_output": "--no-reuse",
+    "resamples": "--bootstrap",
+    "address": "--ray-address",
+}
+
+
+def flag(name: str) -> str:
+    """The command-line name of the option that sets field `name` (`half_life` → `--half-life`)."""
+    return _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
 
 
 class LlmrecError(Exception):

@@ -209,9 +209,10 @@ def ray_address():
 
 
 @pytest.fixture(scope="session")
-def movielens(shared_data, tmp_path_factory) -> dict[str, Path]:
-    """movielens-small split leave-last and embedded once with the bundled model (the local
-    engine): {"interactions", "items_csv", "history", "heldout", "items"}."""
+def movielens(shared_data, tmp_path_factory, tiny_bert) -> dict[str, Path]:
+    """movielens-small split leave-last and its whole catalog embedded once by the local engine
+    with the tiny BERT (what ranks on it tests is shapes and bytes, not the vectors' meaning):
+    {"interactions", "items_csv", "history", "heldout", "items"}."""
     source = shared_data / "movielens-small"
     folder = tmp_path_factory.mktemp("movielens")
     paths = {
@@ -224,7 +225,8 @@ def movielens(shared_data, tmp_path_factory) -> dict[str, Path]:
     for args in (
         ["split", paths["interactions"], "--history-out", paths["history"],
          "--heldout-out", paths["heldout"]],
-        ["embed", paths["items_csv"], "--text", "{title}. {genres}", "-o", paths["items"]],
+        ["embed", paths["items_csv"], "--text", "{title}. {genres}", "--model", tiny_bert,
+         "-o", paths["items"]],
     ):  # fmt: skip
         result = run_cli(*args, "-q", timeout=600)
         assert result.returncode == 0, result.stderr.decode()

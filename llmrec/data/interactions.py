@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import InputError
+from ..errors import InputError, flag
 from ..io import tables
 from ..io.tables import (
     iter_arrow,
@@ -45,7 +45,7 @@ def _time_column(path: str, names: list[str], time_col: str | None) -> str | Non
     """The column giving the order: `time_col` (which must exist), else `timestamp` if present."""
     if time_col and time_col not in names:
         raise InputError(
-            f"{path_label(path)}: no column {time_col!r} (columns: {', '.join(names)}); fix --time-col"
+            f"{path_label(path)}: no column {time_col!r} (columns: {', '.join(names)}); fix {flag('time_col')}"
         )
     return time_col or ("timestamp" if "timestamp" in names else None)
 
@@ -126,7 +126,7 @@ def read_encoded_interactions(
         path,
         required=[user_col, item_col, *extra],
         what=what,
-        hint="name it with --user-col / --item-col",
+        hint=f"name it with {flag('user_col')} / {flag('item_col')}",
         select=select,
     )
     first = next(blocks)
@@ -245,7 +245,7 @@ def parse_order(values: pd.Series, path: str, column: str) -> np.ndarray:
         row = int(missing.argmax())
         raise InputError(
             f"{path_label(path)}: row {row + 1} has an empty {column!r}; "
-            "fill it in or choose another --time-col"
+            f"fill it in or choose another {flag('time_col')}"
         )
     return keys
 

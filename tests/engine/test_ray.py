@@ -3,8 +3,9 @@
 The session's one local Ray (the `ray_address` fixture in conftest.py: 2 CPUs, bound to
 127.0.0.1) is shared by every test here, and the commands run as real subprocesses that join
 it with --ray-address. Marked `ray`: `pytest -m "not ray"` skips them, and they skip by
-themselves where Ray is not installed. Marked `serial` too: `make test` runs them after the
-parallel tests, alone on the machine, as Ray wants both cores it was given.
+themselves where Ray is not installed. `make test` runs them on one of its two xdist workers
+(`--dist loadfile` sends a whole file to one worker) against one Ray while the other worker runs
+the rest of the suite: they mostly wait on Ray, so the two overlap well.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from llmrec.options import RankOptions
 from llmrec.ranking.run import rank_to_file
 
 ray = pytest.importorskip("ray")
-pytestmark = [pytest.mark.ray, pytest.mark.serial]
+pytestmark = pytest.mark.ray
 
 
 def llmrec(*args) -> None:
@@ -47,11 +48,17 @@ def both_engines(tmp_path, ray_address, items_csv, model, *options, workers=2):
     return local, folder
 
 
-def test_ray_embed_writes_ordered_shards_equal_to_the_local_table(
-    tmp_path, ray_address, tiny_bert, sample_items
-):
+@pytest.fixture(scope="module")
+def sample_tables(tmp_path_factory, ray_address, tiny_bert, sample_items):
+    """The sample items embedded by each engine, in chunks of 7 rows and batches of 5 (so Ray
+    writes 9 shards): (the local file, the Ray folder)."""
+    folder = tmp_path_factory.mktemp("engines")
     options = ["--chunk-rows", "7", "--batch-size", "5"]
-    local, folder = both_engines(tmp_path, ray_address, sample_items, tiny_bert, *options)
+    return both_engines(folder, ray_address, sample_items, tiny_bert, *options)
+
+
+def test_ray_embed_writes_ordered_shards_equal_to_the_local_table(sample_tables):
+    local, folder = sample_tables
     shards = sorted(p.name for p in folder.iterdir())
     assert shards == [f"part-{start:012d}.parquet" for start in range(0, 60, 7)]  # 60 items
     assert [read_meta(str(folder / s))["rows"] for s in shards] == ["7"] * 8 + ["4"]
@@ -62,15 +69,15 @@ def test_ray_embed_writes_ordered_shards_equal_to_the_local_table(
     assert there.ids.tolist() == here.ids.tolist()  # input order
     np.testing.assert_array_equal(there.vectors, here.vectors)  # bitwise, not just within 1e-6
     assert there.extra["text_hash"].tolist() == here.extra["text_hash"].tolist()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["items.parquet", "ray_items"]
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["items.parquet", "ray_items"]
 
 
 def test_ray_rank_is_byte_identical_to_local_from_a_history_or_profiles(
-    tmp_path, ray_address, tiny_bert, sample_items, sample_interactions
+    tmp_path, ray_address, sample_tables, sample_interactions
 ):
+    local, folder = sample_tables
     history = tmp_path / "history.csv"
     llmrec("split", sample_interactions, "--history-out", history, "--heldout-out", "/dev/null")
-    local, folder = both_engines(tmp_path, ray_address, sample_items, tiny_bert)
     ray_args = ["--engine", "ray", "--ray-address", ray_address, "-k", "7"]
 
     llmrec("rank", "--user-history", history, "--items", local, "-k", "7", "-o", tmp_path / "a.csv")
@@ -86,36 +93,31 @@ def test_ray_rank_is_byte_identical_to_local_from_a_history_or_profiles(
 
 
 @pytest.mark.slow
-def test_movielens_ray_embed_gives_the_local_vectors(tmp_path, ray_address, movielens):
-    """Ray shards equal the local table row for row on real texts (the first 1,500 movies, so
-    that Ray's blocks and each worker's batches differ from the local run's), and a Ray ranking
-    from those shards equals the local one byte for byte."""
-    folder = tmp_path / "ray_items"
-    catalog = pd.read_csv(movielens["items_csv"], dtype=str, keep_default_na=False)
-    catalog.head(1500).to_csv(tmp_path / "items.csv", index=False)
+def test_movielens_ray_embed_gives_the_local_vectors(tmp_path, ray_address, shared_data):
+    """On real texts with the bundled model, Ray shards equal the local table row for row (the
+    first 1,000 movies in chunks of 300, so that Ray's blocks and each worker's batches differ
+    from the local run's), and a Ray ranking from those shards equals the local one byte for
+    byte."""
+    source = shared_data / "movielens-small"
+    catalog = pd.read_csv(source / "items.csv", dtype=str, keep_default_na=False).head(1000)
+    catalog.to_csv(tmp_path / "items.csv", index=False)
+    history = tmp_path / "history.csv"
+    events = pd.read_csv(source / "interactions.csv", dtype=str)
+    events[events["item_id"].isin(set(catalog["item_id"]))].to_csv(history, index=False)
+    text = ["--text", "{title}. {genres}"]
+    local, folder = tmp_path / "local.parquet", tmp_path / "ray_items"
+    llmrec("embed", tmp_path / "items.csv", *text, "-o", local)
     llmrec(
-        "embed", tmp_path / "items.csv", "--text", "{title}. {genres}", "-o", folder,
-        "--engine", "ray", "--ray-address", ray_address, "--concurrency", 2, "--chunk-rows", 500,
+        "embed", tmp_path / "items.csv", *text, "-o", folder, "--engine", "ray",
+        "--ray-address", ray_address, "--concurrency", 2, "--chunk-rows", 300,
     )  # fmt: skip
-    local = read_vectors(str(movielens["items"]))  # the whole catalog, embedded locally
-    shards = read_vectors(str(folder))
-    assert shards.ids.tolist() == local.ids[:1500].tolist()
-    np.testing.assert_array_equal(shards.vectors, local.vectors[:1500])
-    subset = VectorTable(local.kind, local.ids[:1500], local.vectors[:1500], local.meta,
-                         {name: column[:1500] for name, column in local.extra.items()})  # fmt: skip
-    write_vectors(subset, str(tmp_path / "local.parquet"))
-    movielens = {**movielens, "items": tmp_path / "local.parquet"}
+    here, there = read_vectors(str(local)), read_vectors(str(folder))
+    assert there.ids.tolist() == here.ids.tolist() == catalog["item_id"].tolist()
+    np.testing.assert_array_equal(there.vectors, here.vectors)
+
+    llmrec("rank", "--user-history", history, "--items", local, "-o", tmp_path / "a.csv")
     llmrec(
-        "rank",
-        "--user-history",
-        movielens["history"],
-        "--items",
-        movielens["items"],
-        "-o",
-        tmp_path / "a.csv",
-    )
-    llmrec(
-        "rank", "--user-history", movielens["history"], "--items", folder, "--engine", "ray",
+        "rank", "--user-history", history, "--items", folder, "--engine", "ray",
         "--ray-address", ray_address, "-o", tmp_path / "b.csv",
     )  # fmt: skip
     assert (tmp_path / "b.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
