@@ -1,8 +1,8 @@
 """llmrec: recommendations from item descriptions with transformer language models.
 
 The stages are functions of this package: `llmrec.split`, `llmrec.embed`, `llmrec.profile`,
-`llmrec.rank` and `llmrec.evaluate` (see `llmrec.api`). They load on first use, so importing
-llmrec (and starting the command line) stays fast.
+`llmrec.rank`, `llmrec.evaluate` and `llmrec.tune` (see `llmrec.api`). They load on first
+use, so importing llmrec (and starting the command line) stays fast.
 """
 
 import os
@@ -16,7 +16,7 @@ from .version import __version__ as __version__
 MKL_REPRODUCIBLE = "AVX2,STRICT"
 os.environ.setdefault("MKL_CBWR", MKL_REPRODUCIBLE)
 
-VERBS = ("split", "embed", "profile", "rank", "evaluate")
+VERBS = ("split", "embed", "profile", "rank", "evaluate", "tune")
 __all__ = ["__version__", *VERBS]
 
 

@@ -10,19 +10,28 @@ its output file whole or not at all, and returns what it did::
     llmrec.profile("history.csv", "items.parquet", "users.parquet")
     llmrec.rank("items.parquet", "rankings.csv", users="users.parquet", history="history.csv", k=10)
     report = llmrec.evaluate(["rankings.csv"], "heldout.csv", ks=[5, 10])
+    llmrec.tune("history.csv", "items.parquet", "tuned.json", trials=50)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .data.splits import SplitResult, split_file
 from .embedding.job import EmbedResult, embed_file
 from .engine.ray import RayOptions
 from .evaluation.scoring import Report, evaluate_report
-from .options import EmbedOptions, HistoryColumns, RankOptions, SplitOptions, Weighting
+from .options import (
+    EmbedOptions,
+    HistoryColumns,
+    RankOptions,
+    SplitOptions,
+    TuneOptions,
+    Weighting,
+)
 from .profiles import ProfileRun, profile_to_file
 from .ranking.run import RankResult, rank_to_file
+from .tuning.run import TuneResult, tune_to_file
 
 
 def embed(
@@ -111,3 +120,26 @@ def split(
 ) -> SplitResult:
     """Hold out interactions to evaluate against (`llmrec split`); `fields` are `SplitOptions`'."""
     return split_file(interactions, history_out, heldout_out, options or SplitOptions(**fields))
+
+
+def tune(
+    history: str,
+    items: str,
+    output: str = "tuned.json",
+    options: TuneOptions | None = None,
+    *,
+    columns: HistoryColumns | None = None,
+    on_trial: Callable[[int, float], None] | None = None,
+    **fields: object,
+) -> TuneResult:
+    """Search the ranking recipe on an inner leave-last split of `history` and write it as a
+    config for `rank --config` (`llmrec tune`); `fields` are `TuneOptions`' (metric, trials,
+    time_budget, seed)."""
+    return tune_to_file(
+        history,
+        items,
+        output,
+        options or TuneOptions(**fields),
+        columns=columns,
+        on_trial=on_trial,
+    )

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
-from .errors import InputError
+from .errors import InputError, flag
 
 if TYPE_CHECKING:
     import numpy as np
@@ -28,7 +28,7 @@ ProfileStrategy = Literal["mean", "decay", "last", "weighted"]
 WeightMode = Literal["auto", "centered", "log", "raw"]
 SplitStrategy = Literal["leave-last", "temporal"]
 Baseline = Literal["popular", "random"]
-BlendPart = Literal["text", "cooc", "ease", "pop"]
+BlendPart = Literal["text", "cooc", "ease", "pop", "seq"]
 ReportFormat = Literal["table", "json", "markdown"]
 InfoFormat = Literal["table", "json"]
 
@@ -43,26 +43,6 @@ BASELINES: tuple[str, ...] = get_args(Baseline)
 BLEND_PARTS: tuple[str, ...] = get_args(BlendPart)
 REPORT_FORMATS: tuple[str, ...] = get_args(ReportFormat)
 INFO_FORMATS: tuple[str, ...] = get_args(InfoFormat)
-
-# Fields whose command-line name is not "--" + the field with dashes.
-_FLAG_NAMES = {
-    "k": "-k",
-    "diversify_strength": "--diversify",
-    "exclude_seen": "--include-seen",
-    "text_col": "--history-text-col",
-    "history_path": "--user-history",
-    "users_path": "--users",
-    "items_path": "--items",
-    "template": "--text",
-    "reuse_output": "--no-reuse",
-    "resamples": "--bootstrap",
-    "address": "--ray-address",
-}
-
-
-def flag(name: str) -> str:
-    """The command-line name of the option that sets field `name` (`half_life` → `--half-life`)."""
-    return _FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
 
 
 def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
@@ -142,7 +122,7 @@ class RankOptions:
     exclude_seen: bool = True
     baseline: Baseline | None = None
     seed: int = 0
-    blend: Mapping[str, float] = field(default_factory=lambda: {"text": 1.0})
+    blend: Mapping[str, float] | None = None  # [default: text=1, or seq=1 with a model]
     ease_lambda: float = 500.0
     cache_dir: str | None = None
     explain: bool = False
@@ -150,8 +130,15 @@ class RankOptions:
     interests: int = 0
     fast: bool = False
     budget_bytes: int | None = None  # memory for one block of scores [default: 256 MiB]
+    model: str | None = None  # a model folder from `train`: the `seq` blend part
 
     def __post_init__(self) -> None:
+        if self.blend is None:
+            object.__setattr__(self, "blend", {"seq": 1.0} if self.model else {"text": 1.0})
+        if self.blend.get("seq") and not self.model:
+            raise InputError(
+                f"{flag('blend')} seq needs {flag('model')} (a folder from llmrec train)"
+            )
         if self.k < 1:
             raise InputError(f"{flag('k')} {self.k}: must be at least 1")
         if not 0 <= self.diversify_strength <= 1:
@@ -180,7 +167,59 @@ class RankOptions:
     @property
     def learns_from_history(self) -> bool:
         """Whether scoring needs the history's items (blends beyond text, explanations)."""
-        return bool(self.explain or self.interests or set(self.blend) - {"text"})
+        return bool(self.explain or self.interests or set(self.blend) - {"text", "seq"})
+
+
+ItemIds = Literal["auto", "on", "off"]
+ITEM_IDS: tuple[str, ...] = get_args(ItemIds)
+TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How `train` fits the sequential model: its size, its item inputs (text vectors through an
+    adapter, plus learned ID vectors where `item_ids` says), and when training stops (the inner
+    split's NDCG@10 stops improving for `patience` epochs, `epochs`, or `time_budget`)."""
+
+    max_len: int = 50
+    dim: int = 64
+    layers: int = 2
+    heads: int = 2
+    dropout: float = 0.3
+    item_ids: ItemIds = "auto"  # auto: on when the history's items average ≥ 5 events
+    id_dropout: float = 0.25  # share of ID vectors dropped per batch, so text alone still works
+    epochs: int = 40
+    patience: int = 3
+    time_budget: str | None = None  # e.g. 4m, 1h: no epoch starts after it
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    temperature: float = 0.07
+    full_softmax_max: int = 200_000  # above this many items, sampled softmax with logQ correction
+    negatives: int = 8192  # sampled per batch when the softmax is sampled
+    device: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("item_ids", self.item_ids, ITEM_IDS)
+        check_choice("device", self.device, TRAIN_DEVICES)
+        for name in ("max_len", "dim", "layers", "heads", "epochs", "batch_size", "negatives"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{flag(name)} {getattr(self, name)}: must be at least 1")
+        if self.dim % self.heads:
+            raise InputError(f"{flag('dim')} {self.dim} must be a multiple of {flag('heads')}")
+        for name in ("dropout", "id_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise InputError(f"{flag(name)} {getattr(self, name)}: must be in [0, 1)")
+        if self.patience < 0:
+            raise InputError(f"{flag('patience')} {self.patience}: must be 0 or more")
+        if self.learning_rate <= 0 or self.temperature <= 0:
+            raise InputError(f"{flag('learning_rate')} and {flag('temperature')} must be > 0")
+        parse_duration(self.time_budget, "time_budget")
+
+    @property
+    def budget_seconds(self) -> float | None:
+        return parse_duration(self.time_budget, "time_budget")
 
 
 _TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -205,6 +244,23 @@ def parse_half_life(value: str | float | None) -> tuple[float, str] | None:
             "or a time such as 30d, 12h, 2w"
         )
     return amount, unit
+
+
+def parse_duration(value: str | float | None, name: str = "time_budget") -> float | None:
+    """`90s`, `15m`, `2h`, `1d` or plain seconds → seconds (None stays None)."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip().lower()
+    scale = 1.0
+    if text and text[-1] in _TIME_UNITS:
+        scale, text = _TIME_UNITS[text[-1]], text[:-1]
+    try:
+        seconds = float(text) * scale
+    except ValueError:
+        seconds = float("nan")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise InputError(f"{flag(name)} {value!r}: give a duration such as 90s, 15m or 2h")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -300,3 +356,44 @@ class Weighting:
         if self.weight_col:
             meta["weight_mode"] = self.weight_mode
         return meta
+
+
+TuneMetric = Literal["ndcg", "recall", "hit_rate", "mrr"]
+TUNE_METRICS: tuple[str, ...] = get_args(TuneMetric)
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """How `tune` searches the ranking recipe on an inner leave-last split of a history: the
+    `metric` it maximises (name@k), for `trials` trials and/or a `time_budget` (15m, 2h, or
+    seconds), whichever ends first, sampled from `seed`. Checked when built."""
+
+    metric: str = "ndcg@10"
+    trials: int | None = None  # [default: 50, unless only a time budget is given]
+    time_budget: str | float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        name, _, k = self.metric.partition("@")
+        if not k.isdigit() or int(k) < 1:
+            raise InputError(f"{flag('metric')} {self.metric!r}: give a metric@k, e.g. ndcg@10")
+        check_choice("metric", name, TUNE_METRICS)
+        if self.trials is not None and self.trials < 1:
+            raise InputError(f"{flag('trials')} {self.trials}: must be at least 1")
+        _ = self.seconds  # reject a bad time budget now
+
+    @property
+    def name_and_k(self) -> tuple[str, int]:
+        """The metric's name and cut-off: ("ndcg", 10) of `ndcg@10`."""
+        name, _, k = self.metric.partition("@")
+        return name, int(k)
+
+    @property
+    def n_trials(self) -> int | None:
+        """Trials to run: as given, else 50, unless only a time budget bounds the search."""
+        return self.trials if self.trials or self.time_budget is not None else 50
+
+    @property
+    def seconds(self) -> float | None:
+        """The time budget in seconds (None: no time limit)."""
+        return parse_duration(self.time_budget)

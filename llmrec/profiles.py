@@ -234,23 +234,53 @@ def profile_to_file(
     *,
     columns: HistoryColumns | None = None,
     weighting: Weighting | None = None,
+    model: str | None = None,
     on_step: Callable[[], None] | None = None,
 ) -> ProfileRun:
-    """`llmrec profile`: read the item table and the history, write one vector per user."""
+    """`llmrec profile`: read the item table and the history, write one vector per user (with
+    `model`, a folder from `train`: the model's user vectors, for `rank --model`)."""
     columns = columns or HistoryColumns()
     items = read_vectors(items_path, "items")
     if on_step:
         on_step()
-    users, history = profile_history(
-        history_path,
-        items,
-        text_col=columns.text_col,
-        user_col=columns.user_col,
-        item_col=columns.item_col,
-        time_col=columns.time_col,
-        weighting=weighting,
-    )
+    if model:
+        users, history = model_profiles(history_path, items, items_path, model, columns, weighting)
+    else:
+        users, history = profile_history(
+            history_path,
+            items,
+            text_col=columns.text_col,
+            user_col=columns.user_col,
+            item_col=columns.item_col,
+            time_col=columns.time_col,
+            weighting=weighting,
+        )
     if on_step:
         on_step()
     write_vectors(users, output)
     return ProfileRun(users, history, columns.text_col is not None)
+
+
+def model_profiles(
+    history_path: str,
+    items: VectorTable,
+    items_path: str,
+    model_path: str,
+    columns: HistoryColumns,
+    weighting: Weighting | None,
+) -> tuple[VectorTable, History]:
+    """Users as a trained model sees them: its state after each user's latest events."""
+    from .sequential.folder import load_model
+    from .sequential.representations import user_table
+    from .sequential.training import read_history
+
+    if columns.text_col or (weighting and weighting != Weighting()):
+        raise InputError(
+            f"{flag('model')} reads each user's latest items itself: leave out "
+            f"{flag('text_col')} and the weighting options ({flag('strategy')}, "
+            f"{flag('half_life')}, …)"
+        )
+    model = load_model(model_path)
+    model.check_items(items, items_path)
+    history = read_history(history_path, items, columns)
+    return user_table(model, history, items), history

@@ -31,7 +31,7 @@ LAYERS = {
     "errors": 0,
     "version": 0,
 }
-STAGES = {"embedding", "profiles", "ranking", "evaluation", "api"}
+STAGES = {"embedding", "profiles", "ranking", "evaluation", "tuning", "api", "sequential"}
 
 
 def module_name(path: Path) -> str:

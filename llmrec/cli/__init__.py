@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import embedding, evaluation, info, profiles, ranking, splitting  # noqa: F401  (registers the commands)
+from . import embedding, evaluation, info, profiles, ranking, splitting, training, tuning  # noqa: F401  (registers the commands)
 from .common import app
 
 

@@ -31,6 +31,13 @@ def profile(
     output: Annotated[
         str, typer.Option("--output", "-o", help="User vector table to write (Parquet).")
     ] = "users.parquet",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model folder from 'llmrec train': write its user vectors (for rank --model) "
+            "instead of weighted means of item vectors."
+        ),
+    ] = None,
     columns: HistoryColumns | None = None,
     weighting: Weighting | None = None,
     quiet: Quiet = False,
@@ -49,6 +56,7 @@ def profile(
             output,
             columns=columns,
             weighting=weighting,
+            model=model,
             on_step=lambda: bar.advance(task),
         )
     mapped = run.history

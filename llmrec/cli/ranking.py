@@ -22,11 +22,13 @@ from .common import (
     ray_options,
     say,
 )
+from .tuning import tuned_options
 
 
 @command
 @history_options
 def rank(
+    ctx: typer.Context,
     items: Annotated[
         str | None,
         typer.Option(
@@ -82,7 +84,8 @@ def rank(
         typer.Option(
             rich_help_panel="Scoring",
             help="Mix scores, e.g. text=1,cooc=0.5,pop=0.1: text similarity, item-to-item "
-            "co-occurrence (cooc) or EASE (ease) learned from --user-history, popularity (pop).",
+            "co-occurrence (cooc) or EASE (ease) learned from --user-history, popularity (pop), "
+            "a trained model (seq, with --model).",
         ),
     ] = None,
     ease_lambda: Annotated[
@@ -129,6 +132,21 @@ def rank(
             "only: not with --baseline, --interests or cooc/ease/pop blends.",
         ),
     ] = False,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel="Scoring",
+            help="Options chosen by 'llmrec tune' (its JSON); options given here override them.",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel="Scoring",
+            help="Model folder from 'llmrec train': rank by its scores (the blend part seq; "
+            "alone unless --blend says otherwise).",
+        ),
+    ] = None,
     columns: HistoryColumns | None = None,
     weighting: Weighting | None = None,
     engine: Engine = "local",
@@ -141,19 +159,25 @@ def rank(
     from ..ranking.blend import parse_blend
     from ..ranking.run import rank_to_file
 
-    check_outputs([output], [items, users, user_history])
+    check_outputs([output], [items, users, user_history, config, model])
+    if config:
+        tuned, weighting = tuned_options(ctx, config, user_history, weighting, quiet)
+        blend = tuned.get("blend", blend)
+        ease_lambda = tuned.get("ease_lambda", ease_lambda)
+        interests = tuned.get("interests", interests)
     options = RankOptions(
         k=k,
         exclude_seen=not include_seen,
         baseline=baseline,
         seed=seed,
-        blend=parse_blend(blend) if blend else {"text": 1.0},
+        blend=parse_blend(blend) if blend else None,
         ease_lambda=ease_lambda,
         cache_dir=cache_dir,
         explain=explain,
         diversify_strength=diversify,
         interests=interests,
         fast=fast,
+        model=model,
     )
     ray = ray_options(engine, ray_address, concurrency)
     started = time.perf_counter()

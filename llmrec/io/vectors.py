@@ -26,6 +26,7 @@ META_PREFIX = "llmrec."
 
 
 ID_COLUMNS = {"items": "item_id", "users": "user_id"}
+SPACE_KEY = "space"  # metadata of user vectors not in the items' space: "seq" for a model's
 
 
 ROW_GROUP_ROWS = 16_384  # rows per Parquet row group: about 25 MB of vectors at d = 384

@@ -10,15 +10,17 @@ import numpy as np
 from ..data.history import History, map_encoded
 from ..data.interactions import read_encoded_interactions
 from ..errors import InputError
-from ..io.vectors import VectorTable, check_compatible, read_vectors
+from ..io.vectors import SPACE_KEY, VectorTable, check_compatible, read_vectors
 from ..options import HistoryColumns, RankOptions
 from ..profiles import Weighting, profile_history
 from .blend import blend_scorer
 from .explain import Explainer
+from .learned import Learned
 from .scorers import Scorer, item_to_item
 from .scorers.baselines import popularity_scorer, random_scorer
-from .scorers.item_to_item import TextNeighbours, item_model_scorer
-from .scorers.vector import interest_scorer, recent_items, vector_scorer
+from .scorers.item_to_item import item_model_scorer
+from .scorers.vector import VectorScorer, interest_scorer, recent_items, vector_scorer
+from .sequence import SeqVectors, load_model_for, seq_users_given, seq_users_profiled
 from .topk import DEFAULT_BLOCK_BYTES
 
 
@@ -67,9 +69,19 @@ def vector_plan(
     """Users by their vectors, scored against the items' (and blended, explained)."""
     items = read_vectors(items_path, "items").sorted_by_id()
     weighting = weighting or Weighting()
+    model = load_model_for(options, items, items_path)
+    seq = None
     if users_path:
         users = read_vectors(users_path, "users").sorted_by_id()
-        check_compatible(users, items, users_path, items_path)
+        if users.meta.get(SPACE_KEY) == "seq":
+            if model is None:
+                raise InputError(
+                    f"{users_path} holds a sequential model's user vectors; rank them with "
+                    "--model and that model's folder"
+                )
+            seq = seq_users_given(users, model, items, options, users_path)
+        else:
+            check_compatible(users, items, users_path, items_path)
         history = None
         if history_path and not columns.text_col:
             extra = [weighting.weight_col] if weighting.weight_col else []
@@ -87,9 +99,11 @@ def vector_plan(
         )
         if columns.text_col:
             history = None  # free text names no catalog item: nothing to exclude or learn from
+    if model is not None and seq is None:
+        seq = seq_users_profiled(users, history, model, items)
     if history is None and options.learns_from_history:
         raise InputError("--blend with cooc, ease or pop, and --explain, need --user-history")
-    scorer, explainer = blended_scorer(users, items, history, options, weighting)
+    scorer, explainer = blended_scorer(users, items, history, options, weighting, seq)
     budget = (options.budget_bytes or DEFAULT_BLOCK_BYTES) // max(options.interests, 1)
     if len(options.blend) > 1:
         budget //= len(options.blend) + 1  # a score block per part, plus the sum
@@ -103,43 +117,41 @@ def blended_scorer(
     history: History | None,
     options: RankOptions,
     weighting: Weighting,
+    seq: SeqVectors | None = None,
+    learned: Learned | None = None,
 ) -> tuple[Scorer, Explainer | None]:
     """The scorer of each blend part with a non-zero weight, summed if several; and the
-    explainer of their scores when `options.explain`."""
-    blend = options.blend
+    explainer of their scores when `options.explain` (for a model alone: the history item
+    nearest in the model's space). `learned` shares fitted models across calls."""
+    blend = {name: weight for name, weight in options.blend.items() if weight != 0}
+    if history is not None and learned is None:
+        learned = Learned.of(history, items, options.cache_dir)
     rows = None
-    if history is not None and (options.explain or set(blend) - {"text", "pop"}):
+    if history is not None and (options.explain or set(blend) & {"cooc", "ease"}):
         rows = item_to_item.history_matrix(
             history, users.ids, len(items), weighting.weights(history)
         )
-    borrow = None  # only blends that use text lend it to new items; cooc/ease alone stay pure
-    if history is not None and blend.get("text") and set(blend) & {"cooc", "ease"}:
-        cold = np.bincount(history.item_index, minlength=len(items)) == 0  # no interactions yet
-        borrow = TextNeighbours.of(cold, items.vectors)
+    # Only blends that use text lend it to new items; cooc/ease alone stay pure.
+    lend = history is not None and "text" in blend and bool(set(blend) & {"cooc", "ease"})
     parts, text, models = [], None, []
     for name, weight in blend.items():
-        if weight == 0:
-            continue
         if name == "text" and options.interests:
             recent = recent_items(history, users.ids, options.interests)
             parts.append((weight, interest_scorer(recent, items)))
         elif name == "text":
             parts.append((weight, vector_scorer(users, items)))
             text = (weight, items.vectors)
+        elif name == "seq":
+            parts.append((weight, VectorScorer(seq.users, seq.items)))
         elif name == "pop":
-            popularity = np.log1p(item_to_item.item_popularity(history, len(items)))
-            parts.append((weight, popularity_scorer(popularity)))
+            parts.append((weight, popularity_scorer(learned.popularity)))
         else:
-            model = item_to_item.fit_cached(
-                name,
-                history,
-                items.ids,
-                ease_lambda=options.ease_lambda,
-                cache_dir=options.cache_dir,
-            )
-            parts.append((weight, item_model_scorer(model, rows, borrow)))
+            model = learned.model(name, options.ease_lambda)
+            parts.append((weight, item_model_scorer(model, rows, learned.borrow if lend else None)))
             models.append((weight, model))
     scorer = parts[0][1] if len(parts) == 1 else blend_scorer(parts)
+    if text is None and seq is not None and not models:
+        text = (1.0, seq.items)
     explainer = Explainer(rows, items.ids, text, models) if options.explain else None
     return scorer, explainer
 
