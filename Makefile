@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_PIN)"
 	$(BIN)/pip install -q -c $(CONSTRAINTS) -e ".[test,plot,bench,ray]"
+	$(BIN)/python scripts/warm_jit.py
 	touch $(STAMP)
 
 demo: install

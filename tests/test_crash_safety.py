@@ -130,7 +130,7 @@ def test_embed_killed_again_and_again_resumes_to_the_same_rows(tmp_path, tiny_be
     output, rng = tmp_path / "out.parquet", random.Random(7)
     chunks = tmp_path / ".out.parquet.chunks"
     kept = 0
-    for _ in range(4):
+    for _ in range(2):
         goal = kept + rng.randint(1, 5)
         process = subprocess.Popen([EXE, *embed(output)], stderr=subprocess.DEVNULL)
         while process.poll() is None and len(list(chunks.glob("chunk-*.npy"))) < goal:

@@ -165,6 +165,7 @@ def rank(
         blend = tuned.get("blend", blend)
         ease_lambda = tuned.get("ease_lambda", ease_lambda)
         interests = tuned.get("interests", interests)
+        model = tuned.get("model", model)
     options = RankOptions(
         k=k,
         exclude_seen=not include_seen,

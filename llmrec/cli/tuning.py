@@ -59,6 +59,13 @@ def tune(
     seed: Annotated[
         int, typer.Option(help="Seed of the sampler: the same seed, the same search.")
     ] = 0,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="Model folder from 'llmrec train': also search the weight of its scores (seq), "
+            "scored on the inner split with the weights it had before seeing those events."
+        ),
+    ] = None,
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
     time_col: TimeCol = None,
@@ -69,7 +76,7 @@ def tune(
     history: each user's latest event is held out and predicted from the rest."""
     from ..tuning.run import tune_to_file
 
-    check_outputs([output], [history, items])
+    check_outputs([output], [history, items, model])
     options = TuneOptions(metric=metric, trials=trials, time_budget=time_budget, seed=seed)
     columns = HistoryColumns(user_col, item_col, time_col)
     started = time.perf_counter()
@@ -81,6 +88,7 @@ def tune(
             output,
             options,
             columns=columns,
+            model=model,
             on_trial=lambda done, best: bar.update(
                 task, completed=done, description=f"tuning: best {metric} {best:.4f}"
             ),

@@ -5,6 +5,9 @@
       config.json         architecture, training options, the item table's model fingerprint
                           and dimension, the history fingerprint, the validation curve, version
       item_ids.json       the items that have a learned ID vector, in slot order (slot = index + 1)
+      inner.safetensors   the weights that scored best on the inner leave-last split, before the
+                          final epoch saw each user's latest event: what `tune --model` scores
+                          that split with, so the blend weight is never chosen on seen targets
 
 An item table is checked against config.json at use: vectors from another item model, or of
 another dimension, are refused in one line.
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..errors import InputError
 from ..io.atomic import staged_folder
@@ -27,6 +31,7 @@ from ..io.vectors import VectorTable
 from .network import SequenceModel
 
 WEIGHTS, CONFIG, ITEM_IDS = "model.safetensors", "config.json", "item_ids.json"
+INNER_WEIGHTS = "inner.safetensors"
 
 
 @dataclass
@@ -61,14 +66,23 @@ class TrainedModel:
             )
 
 
-def save_model(output: str, network: SequenceModel, config: dict, id_items: np.ndarray) -> str:
+def save_model(
+    output: str,
+    network: SequenceModel,
+    config: dict,
+    id_items: np.ndarray,
+    inner: dict[str, torch.Tensor],
+) -> str:
     """Write the model folder whole or not at all; return the weights' sha256."""
     from safetensors.torch import save_file
 
     with staged_folder(output) as staging:
         weights = os.path.join(staging, WEIGHTS)
         save_file({k: v.contiguous() for k, v in network.state_dict().items()}, weights)
-        os.chmod(weights, 0o644)  # safetensors creates it readable by its owner only
+        inner_weights = os.path.join(staging, INNER_WEIGHTS)
+        save_file({k: v.cpu().contiguous() for k, v in inner.items()}, inner_weights)
+        for path in (weights, inner_weights):  # safetensors makes them readable by the owner only
+            os.chmod(path, 0o644)
         fingerprint = file_sha256(weights)
         Path(staging, ITEM_IDS).write_text(json.dumps([str(i) for i in id_items]), encoding="utf-8")
         Path(staging, CONFIG).write_text(
@@ -78,12 +92,14 @@ def save_model(output: str, network: SequenceModel, config: dict, id_items: np.n
     return fingerprint
 
 
-def load_model(path: str) -> TrainedModel:
-    """Read a model folder written by `train` (weights through safetensors only)."""
+def load_model(path: str, *, inner: bool = False) -> TrainedModel:
+    """Read a model folder written by `train` (weights through safetensors only); `inner`: the
+    weights fitted without each user's latest event (for scoring the inner split)."""
     from safetensors.torch import load_file
 
     folder = Path(path)
-    missing = [name for name in (WEIGHTS, CONFIG, ITEM_IDS) if not (folder / name).is_file()]
+    weights = INNER_WEIGHTS if inner else WEIGHTS
+    missing = [name for name in (weights, CONFIG, ITEM_IDS) if not (folder / name).is_file()]
     if missing:
         raise InputError(
             f"{path}: not a model folder from 'llmrec train' (no {', '.join(missing)})"
@@ -101,8 +117,8 @@ def load_model(path: str) -> TrainedModel:
             max_len=shape["max_len"],
             id_slots=shape["id_slots"],
         )
-        network.load_state_dict(load_file(str(folder / WEIGHTS)))
+        network.load_state_dict(load_file(str(folder / weights)))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise InputError(f"{path}: the model folder is damaged ({exc}); train it again") from None
     network.eval()
-    return TrainedModel(network, config, id_items, path, file_sha256(str(folder / WEIGHTS)))
+    return TrainedModel(network, config, id_items, path, file_sha256(str(folder / weights)))

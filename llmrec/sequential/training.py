@@ -143,7 +143,7 @@ def train_to_folder(
     config = model_config(options, network, items, items_path, history, history_path, fingerprint)
     config["training"] |= {"stopped": stopped, "best_epoch": progress.best_epoch}
     config["validation"] = [asdict(e) for e in progress.epochs]
-    save_model(output, network.cpu(), config, id_items)
+    save_model(output, network.cpu(), config, id_items, best)
     remove_checkpoint(folder)
     return TrainResult(
         output=output,

@@ -19,6 +19,7 @@ CONFIG_OPTIONS: dict[str, tuple[tuple[type, ...], str]] = {
     "blend": ((str,), "a string such as text=1,cooc=0.5"),
     "ease_lambda": ((int, float), "a number"),
     "interests": ((int,), "a whole number"),
+    "model": ((str,), "the path of a model folder from llmrec train"),
 }
 
 

@@ -7,16 +7,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from ..errors import InputError
 from ..evaluation.stats import bootstrap_ci
 from ..io.atomic import STDIO
 from ..io.fingerprint import file_sha256
-from ..io.vectors import read_vectors
+from ..io.vectors import VectorTable, read_vectors
 from ..options import HistoryColumns, TuneOptions
+from ..ranking.sequence import SeqVectors
 from ..version import __version__
 from .config import write_config
-from .inner import inner_split, read_history
+from .inner import InnerSplit, inner_split, read_history
 from .scoring import InnerRanker
 from .search import Search, search
 from .space import FIXED_RECIPE, Space
@@ -40,10 +42,12 @@ def tune_to_file(
     options: TuneOptions | None = None,
     *,
     columns: HistoryColumns | None = None,
+    model: str | None = None,
     on_trial: Callable[[int, float], None] | None = None,
 ) -> TuneResult:
     """Search the recipe on the inner split of `history_path` (never on held-out data) and
-    write the config; `on_trial(trials done, best value)` reports progress."""
+    write the config; `on_trial(trials done, best value)` reports progress. With `model` (a
+    folder from `train`), the weight of its scores is searched too."""
     options = options or TuneOptions()
     if history_path == STDIO:
         raise InputError(
@@ -54,8 +58,10 @@ def tune_to_file(
     stamp = file_sha256(history_path)  # of the bytes just read, not of a later edit
     split = inner_split(read.history)
     name, k = options.name_and_k
-    ranker = InnerRanker(split, items, name, k)
-    found = search(ranker, Space.of(split.history, read.timed), options, on_trial)
+    seq = inner_seq_vectors(model, split, items, items_path) if model else None
+    ranker = InnerRanker(split, items, name, k, seq)
+    space = Space.of(split.history, read.timed, seq=seq is not None)
+    found = search(ranker, space, options, on_trial)
     history = {
         "path": history_path,
         "fingerprint": stamp,
@@ -64,6 +70,8 @@ def tune_to_file(
         "inner_users": len(split.user_ids),
     }
     config = document(found, options, history)
+    if model and "seq=" in config["options"]["blend"]:
+        config["options"]["model"] = model
     write_config(output, config)
     return TuneResult(config, found, len(split.user_ids))
 
@@ -101,6 +109,23 @@ def document(found: Search, options: TuneOptions, history: dict) -> dict:
             for trial in found.trials
         ],
     }
+
+
+def inner_seq_vectors(
+    model_path: str, split: InnerSplit, items: VectorTable, items_path: str
+) -> SeqVectors:
+    """The model's vectors of the scored users from the inner history, by the weights it had
+    before its final epoch saw their held-out events."""
+    from ..sequential.folder import load_model
+    from ..sequential.representations import item_representations, user_representations
+
+    model = load_model(model_path, inner=True)
+    model.check_items(items, items_path)
+    rows = pd.Index(split.history.user_ids).get_indexer(split.user_ids)
+    return SeqVectors(
+        user_representations(model, split.history, items, rows),
+        item_representations(model, items),
+    )
 
 
 def interval(values: np.ndarray, seed: int) -> list[float]:

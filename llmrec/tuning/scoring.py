@@ -23,6 +23,7 @@ from ..ranking.learned import Learned
 from ..ranking.plan import blended_scorer
 from ..ranking.scorers import Scorer, item_to_item
 from ..ranking.scorers.item_to_item import ItemModel
+from ..ranking.sequence import SeqVectors
 from ..ranking.topk import DEFAULT_BLOCK_BYTES
 from .inner import InnerSplit
 from .space import Recipe
@@ -33,9 +34,16 @@ MODEL_BYTES = 4 * 2**30  # fitted models kept at once; beyond, the least recentl
 class InnerRanker:
     """Scores recipes on one inner split: ranks its users, measures their lists."""
 
-    def __init__(self, split: InnerSplit, items: VectorTable, metric: str, k: int) -> None:
+    def __init__(
+        self,
+        split: InnerSplit,
+        items: VectorTable,
+        metric: str,
+        k: int,
+        seq: SeqVectors | None = None,
+    ) -> None:
         history, n_items = split.history, len(items)
-        self.split, self.items, self.k = split, items, k
+        self.split, self.items, self.k, self.seq = split, items, k, seq
         self.measure: Callable[..., np.ndarray] = FUNCTIONS[metric]
         self.seen = Seen(*history.seen(split.user_ids, n_items))
         self.models: dict[tuple[str, float], ItemModel] = {}
@@ -59,12 +67,15 @@ class InnerRanker:
     def scorer(self, recipe: Recipe) -> Scorer:
         """The blend of `recipe` for the scored users, built by `rank`'s own `blended_scorer`."""
         options = RankOptions(
-            blend=recipe.blend, ease_lambda=recipe.ease_lambda, interests=recipe.interests
+            blend=recipe.blend,
+            ease_lambda=recipe.ease_lambda,
+            interests=recipe.interests,
+            model="inner weights" if self.seq is not None else None,
         )
         weighting = recipe.weighting()
         users = self.profiles(recipe)
         scorer, _ = blended_scorer(
-            users, self.items, self.split.history, options, weighting, learned=self.learned
+            users, self.items, self.split.history, options, weighting, self.seq, self.learned
         )
         return scorer
 

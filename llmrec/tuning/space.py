@@ -23,6 +23,7 @@ INTERESTS = (0, 2, 3, 5)
 HALF_LIFE_EVENTS = (0.5, 20.0)  # log-uniform
 MAX_HISTORY = (5, 200)  # log-uniform, or no limit
 WEIGHT_RANGES = {"text": 1.0, "cooc": 1.0, "ease": 1.0, "pop": 0.5}  # each from 0
+SEQ_WEIGHT = 4.0  # a trained model's scores, from 0 (with tune --model)
 TIME_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 
@@ -73,19 +74,24 @@ class Space:
     """The search space; half-lives may also be times when the history has them."""
 
     time_range: tuple[float, float] | None = None  # half-life bounds in the time column's units
+    seq: bool = False  # a trained model's scores are a blend part too
+
+    @property
+    def weight_ranges(self) -> dict[str, float]:
+        return WEIGHT_RANGES | ({"seq": SEQ_WEIGHT} if self.seq else {})
 
     @classmethod
-    def of(cls, history: History, timed: bool) -> Space:
+    def of(cls, history: History, timed: bool, *, seq: bool = False) -> Space:
         """The space for a history: time half-lives from the 5th to the 95th percentile of how
         old events are (relative to each user's latest), when the order comes from times."""
         if not timed:
-            return cls()
+            return cls(seq=seq)
         old = history.seconds_old()
         old = old[old > 0]
         if len(old) == 0:
-            return cls()
+            return cls(seq=seq)
         low, high = np.quantile(old, [0.05, 0.95])
-        return cls((float(low), float(high))) if high > low else cls()
+        return cls((float(low), float(high)) if high > low else None, seq)
 
     def suggest(self, trial: optuna.Trial) -> Recipe | None:
         """Draw a recipe for `trial` (None when every blend weight came out 0)."""
@@ -96,7 +102,7 @@ class Space:
             max_history = trial.suggest_int("max_history", *MAX_HISTORY, log=True)
         blend = {
             name: round(trial.suggest_float(name, 0.0, high, step=0.01), 2)
-            for name, high in WEIGHT_RANGES.items()
+            for name, high in self.weight_ranges.items()
         }
         blend = {name: weight for name, weight in blend.items() if weight > 0}
         if not blend:
@@ -123,7 +129,7 @@ class Space:
             "ease_lambda": int(recipe.ease_lambda),
             "interests": recipe.interests,
         }
-        params.update({name: recipe.blend.get(name, 0.0) for name in WEIGHT_RANGES})
+        params.update({name: recipe.blend.get(name, 0.0) for name in self.weight_ranges})
         if self.time_range is not None:
             params["half_life_unit"] = "events"
         return params

@@ -285,7 +285,7 @@ def warm_ranx():
 # --- the cross-check -------------------------------------------------------------------------
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(case=cases())
 def test_llmrec_matches_ranx_and_trec_eval(case, warm_ranx):
     rankings, truth = llmrec_frames(case)

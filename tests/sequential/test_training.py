@@ -48,6 +48,7 @@ def trained(tmp_path_factory, tiny_items, sample_interactions):
 def test_train_writes_a_model_folder_that_names_its_inputs(trained, tiny_items):
     assert sorted(p.name for p in trained.iterdir()) == [
         "config.json",
+        "inner.safetensors",
         "item_ids.json",
         "model.safetensors",
     ]
@@ -85,7 +86,6 @@ def synthetic_history(path: Path, item_ids: list[str], users: int = 400, length:
     ).to_csv(path, index=False)
 
 
-@pytest.mark.serial  # killed by the clock: alone on the machine
 def test_a_killed_run_resumes_to_the_weights_of_an_unbroken_one(tmp_path, tiny_items):
     history = tmp_path / "history.csv"
     ids = pd.read_parquet(tiny_items, columns=["item_id"])["item_id"].tolist()
@@ -193,3 +193,37 @@ def test_an_item_added_after_training_reaches_phone_buyers_by_its_text(
     rankings = pd.read_csv(tmp_path / "rankings.csv")
     reached = set(rankings.loc[rankings["item_id"] == "P061", "user_id"])
     assert buyers and buyers <= reached
+
+
+def test_tune_searches_the_model_weight_and_rank_config_brings_the_model(
+    tmp_path, trained, tiny_items, sample_interactions
+):
+    config = tmp_path / "tuned.json"
+    llmrec(
+        "tune", sample_interactions, "--items", tiny_items, "--model", trained, "--trials", 8,
+        "-o", config,
+    )  # fmt: skip
+    tuned = json.loads(config.read_text())
+    drawn = [t["params"]["blend"] for t in tuned["trials"][1:] if t["params"]]
+    assert any("seq=" in blend for blend in drawn)  # the model's weight is searched
+    assert "seq=" not in tuned["fixed_recipe"]["options"]["blend"]
+    options = tuned["options"]
+    assert ("seq=" in options["blend"]) == (options.get("model") == str(trained))
+
+    llmrec(
+        "rank", "--config", config, "--user-history", sample_interactions, "--items", tiny_items,
+        "-o", tmp_path / "a.csv",
+    )  # fmt: skip
+    flags = ["--blend", options["blend"], "--ease-lambda", options["ease_lambda"]]
+    flags += ["--interests", options["interests"], "--strategy", options["strategy"]]
+    if options["half_life"] is not None:
+        flags += ["--half-life", options["half_life"]]
+    if options["max_history"] is not None:
+        flags += ["--max-history", options["max_history"]]
+    if options.get("model"):
+        flags += ["--model", options["model"]]
+    llmrec(
+        "rank", *flags, "--user-history", sample_interactions, "--items", tiny_items,
+        "-o", tmp_path / "b.csv",
+    )  # fmt: skip
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
