@@ -16,7 +16,7 @@ from .version import __version__ as __version__
 MKL_REPRODUCIBLE = "AVX2,STRICT"
 os.environ.setdefault("MKL_CBWR", MKL_REPRODUCIBLE)
 
-VERBS = ("split", "embed", "profile", "rank", "evaluate", "tune")
+VERBS = ("split", "embed", "profile", "rank", "evaluate", "tune", "train")
 __all__ = ["__version__", *VERBS]
 
 

@@ -11,11 +11,14 @@ its output file whole or not at all, and returns what it did::
     llmrec.rank("items.parquet", "rankings.csv", users="users.parquet", history="history.csv", k=10)
     report = llmrec.evaluate(["rankings.csv"], "heldout.csv", ks=[5, 10])
     llmrec.tune("history.csv", "items.parquet", "tuned.json", trials=50)
+    llmrec.train("history.csv", "items.parquet", "model", epochs=20)
+    llmrec.rank("items.parquet", "rankings.csv", history="history.csv", model="model")
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from .data.splits import SplitResult, split_file
 from .embedding.job import EmbedResult, embed_file
@@ -26,12 +29,16 @@ from .options import (
     HistoryColumns,
     RankOptions,
     SplitOptions,
+    TrainOptions,
     TuneOptions,
     Weighting,
 )
 from .profiles import ProfileRun, profile_to_file
 from .ranking.run import RankResult, rank_to_file
 from .tuning.run import TuneResult, tune_to_file
+
+if TYPE_CHECKING:
+    from .sequential.training import TrainResult
 
 
 def embed(
@@ -53,9 +60,13 @@ def profile(
     *,
     columns: HistoryColumns | None = None,
     weighting: Weighting | None = None,
+    model: str | None = None,
 ) -> ProfileRun:
-    """Turn each user's history into a user vector (`llmrec profile`)."""
-    return profile_to_file(history, items, output, columns=columns, weighting=weighting)
+    """Turn each user's history into a user vector (`llmrec profile`); with `model` (a folder
+    from `train`), the model's user vectors."""
+    return profile_to_file(
+        history, items, output, columns=columns, weighting=weighting, model=model
+    )
 
 
 def rank(
@@ -129,17 +140,37 @@ def tune(
     options: TuneOptions | None = None,
     *,
     columns: HistoryColumns | None = None,
+    model: str | None = None,
     on_trial: Callable[[int, float], None] | None = None,
     **fields: object,
 ) -> TuneResult:
     """Search the ranking recipe on an inner leave-last split of `history` and write it as a
     config for `rank --config` (`llmrec tune`); `fields` are `TuneOptions`' (metric, trials,
-    time_budget, seed)."""
+    time_budget, seed). With `model` (a folder from `train`), its weight is searched too."""
     return tune_to_file(
         history,
         items,
         output,
         options or TuneOptions(**fields),
         columns=columns,
+        model=model,
         on_trial=on_trial,
+    )
+
+
+def train(
+    history: str,
+    items: str,
+    output: str = "model",
+    options: TrainOptions | None = None,
+    *,
+    columns: HistoryColumns | None = None,
+    **fields: object,
+) -> TrainResult:
+    """Fit the sequential model on `history` over the item table `items` and write the model
+    folder (`llmrec train`); `fields` are `TrainOptions`'. A killed run resumes."""
+    from .sequential.training import train_to_folder
+
+    return train_to_folder(
+        history, items, output, options or TrainOptions(**fields), columns=columns
     )

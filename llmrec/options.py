@@ -170,7 +170,7 @@ class RankOptions:
         return bool(self.explain or self.interests or set(self.blend) - {"text", "seq"})
 
 
-ItemIds = Literal["auto", "on", "off"]
+ItemIds = Literal["auto", "on", "off", "only"]
 ITEM_IDS: tuple[str, ...] = get_args(ItemIds)
 TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 
@@ -186,7 +186,9 @@ class TrainOptions:
     layers: int = 2
     heads: int = 2
     dropout: float = 0.3
-    item_ids: ItemIds = "auto"  # auto: on when the history's items average ≥ 5 events
+    item_ids: ItemIds = (
+        "auto"  # auto: on when the history's items average ≥ 5 events; only: no text
+    )
     id_dropout: float = 0.25  # share of ID vectors dropped per batch, so text alone still works
     epochs: int = 40
     patience: int = 3

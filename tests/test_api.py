@@ -4,6 +4,7 @@ calls, so the same inputs give the same bytes either way."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -59,3 +60,36 @@ def test_every_verb_gives_the_bytes_of_its_command(
 def test_options_are_checked_when_built():
     with pytest.raises(llmrec.errors.InputError, match="-k 0: must be at least 1"):
         llmrec.rank("items.parquet", "r.csv", k=0)
+
+
+def test_train_and_rank_with_a_model_give_the_bytes_of_their_commands(
+    tmp_path, tiny_bert, sample_items, sample_interactions
+):
+    import torch
+
+    items = tmp_path / "i.parquet"
+    llmrec.embed(str(sample_items), str(items), model=str(tiny_bert))
+    small = {"dim": 16, "max_len": 8, "epochs": 2}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the command below, for the same float sums
+    try:
+        result = llmrec.train(str(sample_interactions), str(items), str(tmp_path / "api"), **small)
+        llmrec.rank(
+            str(items), str(tmp_path / "api.csv"), history=str(sample_interactions),
+            model=str(tmp_path / "api"),
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    one_thread = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for args in (
+        ["train", sample_interactions, "--items", items, "-o", tmp_path / "cli", "--dim", "16",
+         "--max-len", "8", "--epochs", "2"],
+        ["rank", "--items", items, "--user-history", sample_interactions, "--model",
+         tmp_path / "cli", "-o", tmp_path / "cli.csv"],
+    ):  # fmt: skip
+        done = run_cli(*args, "-q", env=one_thread)
+        assert done.returncode == 0, done.stderr.decode()
+    assert result.best_epoch in (1, 2) and len(result.epochs) == 3
+    weights = "model.safetensors"
+    assert (tmp_path / "api" / weights).read_bytes() == (tmp_path / "cli" / weights).read_bytes()
+    assert (tmp_path / "api.csv").read_bytes() == (tmp_path / "cli.csv").read_bytes()

@@ -26,7 +26,8 @@ def train(
         typer.Option(
             rich_help_panel=MODEL,
             help=f"{' | '.join(ITEM_IDS)}: learn an ID vector for each item seen in training, "
-            "on top of its text (auto: when the history's items average ≥ 5 events).",
+            "on top of its text (auto: when the history's items average ≥ 5 events; only: "
+            "ID vectors without text, as SASRec; items added later are then unreachable).",
         ),
     ] = "auto",
     max_len: Annotated[
@@ -134,6 +135,6 @@ def train(
         f"llmrec train: {resumed}{len(result.epochs)} epochs ({result.stopped}) in "
         f"{result.seconds:.1f} s; best inner NDCG@10 {result.best_ndcg:.4f} at epoch "
         f"{result.best_epoch}; {result.parameters:,} parameters, item ids "
-        f"{'on' if result.item_ids else 'off'}; {result.users:,} users × {result.items:,} items "
+        f"{options.item_ids if options.item_ids == 'only' else 'on' if result.item_ids else 'off'}; {result.users:,} users × {result.items:,} items "
         f"→ {output}; {history_note(result.history)}",
     )

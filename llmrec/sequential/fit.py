@@ -75,7 +75,7 @@ def train_epoch(
         batch = torch.from_numpy(data[order[start : start + options.batch_size]]).to(device)
         inputs, targets = batch[:, :-1], batch[:, 1:]
         keep_ids = None
-        if catalog.slots is not None and options.id_dropout > 0:
+        if catalog.slots is not None and options.id_dropout > 0 and network.adapter is not None:
             keep_ids = (torch.rand(len(catalog.vectors), device=device) >= options.id_dropout).to(
                 catalog.vectors.dtype
             )
@@ -101,17 +101,15 @@ def softmax_loss(
     """Cross-entropy of each position's next item over the catalog (cosine / temperature); over
     sampled negatives with logQ correction when the catalog has more than full_softmax_max items."""
     valid = targets > 0
-    queries = unit(states[valid].float())
+    queries = unit(states[valid].float()) / options.temperature  # scaled before the product
     wanted = targets[valid] - 1
     keys = unit(items.float())
     if catalog.sample_probs is None:
-        logits = queries @ keys.T / options.temperature
-        return functional.cross_entropy(logits, wanted)
+        return functional.cross_entropy(queries @ keys.T, wanted)
     negatives = torch.multinomial(catalog.sample_probs, options.negatives, replacement=True)
     log_q = torch.log(catalog.sample_probs * options.negatives)
-    positive = (queries * keys[wanted]).sum(-1, keepdim=True) / options.temperature
-    sampled = queries @ keys[negatives].T / options.temperature
-    sampled = sampled - log_q[negatives]
+    positive = (queries * keys[wanted]).sum(-1, keepdim=True)
+    sampled = queries @ keys[negatives].T - log_q[negatives]
     sampled = sampled.masked_fill(negatives[None, :] == wanted[:, None], -torch.inf)
     logits = torch.cat([positive - log_q[wanted, None], sampled], dim=1)
     return functional.cross_entropy(logits, torch.zeros_like(wanted))

@@ -116,6 +116,7 @@ def load_model(path: str, *, inner: bool = False) -> TrainedModel:
             dropout=shape["dropout"],
             max_len=shape["max_len"],
             id_slots=shape["id_slots"],
+            text=shape.get("text", True),
         )
         network.load_state_dict(load_file(str(folder / weights)))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:

@@ -27,9 +27,10 @@ class SequenceModel(nn.Module):
         dropout: float = 0.3,
         max_len: int = 50,
         id_slots: int = 0,
+        text: bool = True,
     ) -> None:
         super().__init__()
-        self.adapter = nn.Linear(item_dim, dim)
+        self.adapter = nn.Linear(item_dim, dim) if text else None  # None: ID vectors only
         self.ids = nn.Embedding(id_slots + 1, dim, padding_idx=0) if id_slots else None
         self.positions = nn.Embedding(max_len, dim)
         layer = nn.TransformerEncoderLayer(
@@ -41,8 +42,9 @@ class SequenceModel(nn.Module):
         # Start from the text geometry: an orthogonal projection keeps the cosines of item
         # vectors roughly as they are, and small position and ID vectors leave them dominant,
         # so an untrained model already ranks like "items similar to the latest ones".
-        nn.init.orthogonal_(self.adapter.weight)
-        nn.init.zeros_(self.adapter.bias)
+        if self.adapter is not None:
+            nn.init.orthogonal_(self.adapter.weight)
+            nn.init.zeros_(self.adapter.bias)
         nn.init.normal_(self.positions.weight, std=0.02)
         if self.ids is not None:
             nn.init.normal_(self.ids.weight, std=0.02)
@@ -56,7 +58,10 @@ class SequenceModel(nn.Module):
         keep_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(items, dim) representations: adapter(text vector), plus the ID vector of items with a
-        slot (> 0); `keep_ids` (0/1 per item) drops ID vectors, as ID dropout does in training."""
+        slot (> 0); `keep_ids` (0/1 per item) drops ID vectors, as ID dropout does in training.
+        Without text, ID vectors alone (items without a slot get the zero vector)."""
+        if self.adapter is None:
+            return self.ids(slots)
         reps = self.adapter(vectors)
         if self.ids is not None and slots is not None:
             ids = self.ids(slots)

@@ -88,6 +88,7 @@ def train_to_folder(
         dropout=options.dropout,
         max_len=options.max_len,
         id_slots=len(id_items),
+        text=options.item_ids != "only",
     ).to(device)
     optimizer = torch.optim.AdamW(
         network.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay
@@ -180,7 +181,7 @@ def wants_ids(options: TrainOptions, history: History, n_items: int) -> bool:
     """Whether items seen in training get learned ID vectors (--item-ids auto: when the items
     in the history average enough events for an ID vector to learn something)."""
     if options.item_ids != "auto":
-        return options.item_ids == "on"
+        return options.item_ids in ("on", "only")
     used = np.count_nonzero(np.bincount(history.item_index, minlength=n_items))
     return len(history.item_index) / max(used, 1) >= IDS_AUTO_EVENTS
 
@@ -237,6 +238,7 @@ def model_config(
             "dropout": options.dropout,
             "max_len": options.max_len,
             "id_slots": 0 if network.ids is None else network.ids.num_embeddings - 1,
+            "text": network.adapter is not None,
         },
         "training": asdict(options),
         "items": {
