@@ -213,3 +213,20 @@ def test_staged_folder_replaces_the_output_only_on_success(tmp_path):
         (Path(staging) / "part-000000000000.parquet").write_text("today")
     assert [p.read_text() for p in output.iterdir()] == ["today"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["items"]
+
+
+def test_ray_ranks_by_a_trained_model_as_the_local_engine(
+    tmp_path, ray_address, sample_tables, sample_interactions
+):
+    local, _ = sample_tables
+    model = tmp_path / "model"
+    small = ["--dim", "16", "--max-len", "8", "--epochs", "2"]
+    llmrec("train", sample_interactions, "--items", local, "-o", model, *small)
+    common = ["--user-history", sample_interactions, "--items", local, "--model", model]
+    llmrec("rank", *common, "-o", tmp_path / "a.csv")
+    llmrec(
+        "rank", *common, "--engine", "ray", "--ray-address", ray_address, "-o", tmp_path / "b.csv"
+    )
+    llmrec("rank", *common, "--fast", "-o", tmp_path / "c.csv")
+    assert (tmp_path / "b.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
+    assert (tmp_path / "c.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
