@@ -190,11 +190,11 @@ class TrainOptions:
         "auto"  # auto: on when the history's items average ≥ 5 events; only: no text
     )
     id_dropout: float = 0.25  # share of ID vectors dropped per batch, so text alone still works
-    epochs: int = 40
-    patience: int = 3
+    epochs: int = 8  # online-retail (382k events): 8 epochs and the final one in about 4.5 min
+    patience: int = 2
     time_budget: str | None = None  # e.g. 4m, 1h: no epoch starts after it
     batch_size: int = 128
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     weight_decay: float = 0.01
     temperature: float = 0.07
     full_softmax_max: int = 200_000  # above this many items, sampled softmax with logQ correction

@@ -45,15 +45,19 @@ def train(
         ),
     ] = 0.25,
     epochs: Annotated[
-        int, typer.Option(rich_help_panel=STOPPING, help="Most epochs before the final one.")
-    ] = 40,
+        int,
+        typer.Option(
+            rich_help_panel=STOPPING,
+            help="Most epochs on the inner split before the final one on everything.",
+        ),
+    ] = 8,
     patience: Annotated[
         int,
         typer.Option(
             rich_help_panel=STOPPING,
             help="Stop after this many epochs without a better NDCG@10 on the inner split.",
         ),
-    ] = 3,
+    ] = 2,
     time_budget: Annotated[
         str | None,
         typer.Option(
@@ -62,7 +66,7 @@ def train(
         ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Sequences per step.")] = 128,
-    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 1e-3,
+    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 2e-3,
     full_softmax_max: Annotated[
         int,
         typer.Option(
