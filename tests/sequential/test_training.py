@@ -227,3 +227,20 @@ def test_tune_searches_the_model_weight_and_rank_config_brings_the_model(
         "-o", tmp_path / "b.csv",
     )  # fmt: skip
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+
+
+def test_above_full_softmax_max_the_softmax_is_sampled_and_still_learns(
+    tmp_path, tiny_items, sample_interactions
+):
+    """A catalog larger than --full-softmax-max trains on sampled negatives (logQ-corrected):
+    the loss stays finite and falls, and held-out items are found."""
+    folder = tmp_path / "sampled"
+    llmrec(
+        "train", sample_interactions, "--items", tiny_items, "-o", folder, *SMALL,
+        "--full-softmax-max", 10, "--epochs", 6, "--patience", 0,
+    )  # fmt: skip
+    curve = json.loads((folder / "config.json").read_text())["validation"]
+    assert all(np.isfinite(epoch["loss"]) for epoch in curve)
+    search = [epoch for epoch in curve if epoch["phase"] == "search"]
+    assert search[-1]["loss"] < search[0]["loss"]
+    assert max(epoch["ndcg"] for epoch in search) > 0
