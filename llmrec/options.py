@@ -219,10 +219,6 @@ class TrainOptions:
             raise InputError(f"{flag('learning_rate')} and {flag('temperature')} must be > 0")
         parse_duration(self.time_budget, "time_budget")
 
-    @property
-    def budget_seconds(self) -> float | None:
-        return parse_duration(self.time_budget, "time_budget")
-
 
 _TIME_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from ..options import TrainOptions
+from ..options import TrainOptions, parse_duration
 from .network import SequenceModel, last_states, unit
 from .sequences import Events, recent, windows
 
@@ -209,7 +209,7 @@ def search_is_over(progress: Progress, options: TrainOptions, started: float) ->
         return "epochs"
     if done and progress.stale >= options.patience > 0:
         return "patience"
-    budget = options.budget_seconds
+    budget = parse_duration(options.time_budget)
     if budget is not None and done:
         per_epoch = sum(e.seconds for e in done) / len(done)
         if time.perf_counter() - started + 2 * per_epoch > budget:  # leave time for the final one
