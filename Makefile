@@ -5,7 +5,7 @@ TORCH_PIN := torch==2.13.0
 CONSTRAINTS := $(VENV)/constraints.txt
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench quality clean
+.PHONY: install demo test lint bench quality peers clean
 
 install: $(STAMP)
 
@@ -43,7 +43,24 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/run.py
 
-quality: install
+# The peers that `make quality` compares llmrec with (RecTools) live in their own venv, never in
+# llmrec's: rectools[torch] pins numpy and pandas versions llmrec does not use. torch goes in
+# first from the same pin, which stays a constraint so that no peer pulls another torch build.
+PEERS := .venv-peers
+PEERS_STAMP := $(PEERS)/.installed
+PEERS_REQUIREMENTS := benchmarks/peers/requirements.txt
+
+peers: $(PEERS_STAMP)
+
+$(PEERS_STAMP): $(PEERS_REQUIREMENTS)
+	$(PYTHON) -m venv $(PEERS)
+	echo "$(TORCH_PIN)" > $(PEERS)/constraints.txt
+	$(PEERS)/bin/pip install -q --upgrade pip
+	$(PEERS)/bin/pip install -q "$(TORCH_PIN)"
+	$(PEERS)/bin/pip install -q -c $(PEERS)/constraints.txt -r $(PEERS_REQUIREMENTS)
+	touch $(PEERS_STAMP)
+
+quality: install peers
 	$(BIN)/python benchmarks/quality.py
 
 clean:
