@@ -84,22 +84,25 @@ FIXED = [
 ITEM_IDS = {"off": "text only", "only": "IDs only", "on": "text + IDs"}
 MODELS = "models"  # rank --cache-dir beside the rankings: shared within a run, then deleted
 WORKERS = 2  # rank is mostly single-threaded: two at once nearly halve the wall time
-TRAIN_BUDGET = "3m"  # llmrec train --time-budget, each of the 3 trainings per dataset
-RECTOOLS_BUDGET = 180.0  # seconds of the peer's epoch search, as TRAIN_BUDGET (+ its refit)
+# Trainings: llmrec train's own stopping (at most 8 epochs + the final one, patience 2) and the
+# peer's at most RECTOOLS_EPOCHS, patience 3; the time budgets only bound a loaded machine.
+TRAIN_BUDGET = "5m"  # llmrec train --time-budget, each of the 3 trainings per dataset
+RECTOOLS_EPOCHS = 20
+RECTOOLS_BUDGET = 240.0  # seconds of the peer's epoch search (its refit: at most as long)
 
 
 @dataclass(frozen=True)
 class Settings:
     mode: str
     trials: int  # llmrec tune --trials
-    epochs: int  # llmrec train --epochs
+    epochs: int | None  # llmrec train --epochs (None: its default)
     train_budget: str | None  # llmrec train --time-budget
     rectools_epochs: int  # the peer's most epochs
     rectools_patience: int
     rectools_budget: float  # seconds of the peer's epoch search (0: none)
 
 
-FULL = Settings("full", 50, 40, TRAIN_BUDGET, 200, 5, RECTOOLS_BUDGET)
+FULL = Settings("full", 50, None, TRAIN_BUDGET, RECTOOLS_EPOCHS, 3, RECTOOLS_BUDGET)
 QUICK = Settings("quick", 5, 2, None, 1, 1, 0.0)
 
 
@@ -183,7 +186,7 @@ def tune(history: Path, items: Path, output: Path, settings: Settings, code: str
 def train(history: Path, items: Path, model: Path, ids: str, settings: Settings, code: str):
     """`llmrec train --item-ids ids` → the model folder; return its summary (wall time...)."""
     args = ["train", str(history), "--items", str(items), "-o", str(model), "--item-ids", ids]
-    args += ["--epochs", str(settings.epochs), "--seed", "0"]
+    args += ["--seed", "0"] + (["--epochs", str(settings.epochs)] if settings.epochs else [])
     args += ["--time-budget", settings.train_budget] if settings.train_budget else []
 
     def make() -> dict:
