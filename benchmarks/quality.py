@@ -11,13 +11,16 @@ For each dataset (online-retail, movielens-small), driving the real `llmrec` CLI
    text=0.25,cooc=1,ease=0.5,pop=0.1 --ease-lambda 100`;
 4. trained: `llmrec train history.csv` three times, `--item-ids off` (text only), `only` (ID
    vectors only, as SASRec) and `on` (text + IDs), each ranked alone (`rank --model`); their
-   early stopping uses the inner split of the history; wall time of each training kept;
+   early stopping uses the inner split of the history (train's defaults: at most 8 epochs and
+   the final one, patience 2; TRAIN_BUDGET only bounds a loaded machine); wall time kept;
 5. trained + tuned blend: `llmrec tune --model M` with M the one of the three models whose
-   config.json records the best inner NDCG@10 (a choice made on the inner split only, like
-   the rest of the tuning), then `rank --config`;
+   config.json records the best inner NDCG@10 (the three are scored on the same inner split,
+   so the choice, like the rest of the tuning, never sees the outer held-out), then
+   `rank --config`;
 6. peer: RecTools' SASRec (benchmarks/peers/rectools_sasrec.py, run with .venv-peers' Python
-   built by `make peers`), its epochs chosen on the inner split (`llmrec split` of the
-   history), trained on the history, its top 10 per user written as a rankings CSV;
+   built by `make peers`): its epochs chosen on the inner split (`llmrec split` of the
+   history; at most RECTOOLS_EPOCHS, patience 3, RECTOOLS_BUDGET seconds), then refitted on
+   the history; its top 10 per user written as a rankings CSV;
 7. context: item-kNN alone, EASE alone (λ = 100, as in the fixed recipe), popularity, text
    (mean of the history, last item);
 8. one `llmrec evaluate --ci` call on all the rankings, tuned first: every row gets a 95%
@@ -28,7 +31,9 @@ Tables go to stdout and, as Markdown, to quality_out/QUALITY.md, then the PASS/F
 issue 13; progress goes to stderr. Tuned configs, trained models and the peer's rankings are
 kept under quality_out/<dataset>/<full|quick>/ and reused only while what they were made from
 (history, item vectors, llmrec's sources, the options; the peer's script and packages) is
-unchanged. Trainings stop at TRAIN_BUDGET (llmrec) and RECTOOLS_BUDGET (the peer's epoch search).
+unchanged. About 35 minutes on a 2-core machine (most of it the 6 trainings, the peer's 2
+epoch searches and refits, and the 4 tunes), plus about 1 minute of item embedding when
+quality_out/ has no vectors for the current item file and template.
 
     .venv/bin/python benchmarks/quality.py [--quick] [--dataset NAME]
 
