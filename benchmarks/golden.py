@@ -23,8 +23,9 @@ read earlier cases' files (one embed per dataset). A transformer's float32 outpu
 the CPU's kernels (AVX-512 and AVX2 differ in the last bits), so where a frozen item table is
 committed (benchmarks/golden/sample-items.parquet) the embed case is checked against it within
 1e-5 and every later case reads the frozen table: then the sample hashes hold on any x86 CPU
-(checked by emulating AVX2 on an AVX-512 machine: ATEN_CPU_CAPABILITY=avx2,
-MKL_ENABLE_INSTRUCTIONS=AVX2). movielens has no frozen table (15 MB), so its hashes are valid
+(tests/test_golden.py checks them again with the kernels limited to AVX2:
+ATEN_CPU_CAPABILITY=avx2, MKL_ENABLE_INSTRUCTIONS=AVX2, OPENBLAS_CORETYPE=Haswell), because
+blends, EASE and the paired tests compute in float64 and round once. movielens has no frozen table (15 MB), so its hashes are valid
 for one machine and environment (CPU kind, torch, pyarrow); `compare` checks two kept folders
 with a tolerance.
 

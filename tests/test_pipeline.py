@@ -63,7 +63,10 @@ def test_pipeline_runs_on_encoder_and_decoder_models(
         two_step,
         "--quiet",
     )
-    invoke("rank", "--user-history", history, "--items", items, "-k", 10, "-o", one_step, "--quiet")
+    invoke(
+        "rank", "--user-history", history, "--items", items, "-k", 10, "-o", one_step,
+        "--strategy", "mean", "--blend", "text=1", "--quiet",
+    )  # fmt: skip
     assert two_step.read_bytes() == one_step.read_bytes()
     rankings = pd.read_csv(one_step, dtype={"user_id": str, "item_id": str})
     assert list(rankings.columns) == ["user_id", "rank", "item_id", "score"]

@@ -171,6 +171,21 @@ ItemCol = Annotated[str, typer.Option(help=_HISTORY_OPTIONS[1][3])]
 TimeCol = Annotated[str | None, typer.Option(help=_HISTORY_OPTIONS[2][3])]
 
 
+WEIGHTING_OPTIONS = ("strategy", "half_life", "last_n", "max_history", "weight_col", "weight_mode")
+
+
+def left_default(ctx: typer.Context, name: str) -> bool:
+    """Whether option `name` was left at its default (not given on the command line or by
+    the environment)."""
+    source = ctx.get_parameter_source(name)
+    return source is None or source.name in ("DEFAULT", "DEFAULT_MAP")
+
+
+def told_weighting(ctx: typer.Context, weighting: Weighting) -> Weighting | None:
+    """`weighting`, or None when none of its options was given (the stage then chooses)."""
+    return None if all(left_default(ctx, name) for name in WEIGHTING_OPTIONS) else weighting
+
+
 def history_options(func: Callable) -> Callable:
     """Give a command the shared history options; it receives them as `columns`
     (HistoryColumns) and `weighting` (Weighting) instead of ten separate values."""

@@ -21,6 +21,7 @@ from .common import (
     progress,
     ray_options,
     say,
+    told_weighting,
 )
 from .tuning import tuned_options
 
@@ -89,8 +90,12 @@ def rank(
         ),
     ] = None,
     ease_lambda: Annotated[
-        float, typer.Option(rich_help_panel="Scoring", help="EASE regularisation.")
-    ] = 500.0,
+        float | None,
+        typer.Option(
+            rich_help_panel="Scoring",
+            help="EASE regularisation [default: 500; 100 in the recommended recipe].",
+        ),
+    ] = None,
     cache_dir: Annotated[
         str | None,
         typer.Option(
@@ -155,13 +160,20 @@ def rank(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Score users against items and write each user's top k as CSV (user_id,rank,item_id,score)."""
+    """Score users against items and write each user's top k as CSV (user_id,rank,item_id,score).
+
+    Profiling users from --user-history with no scoring option given, rank uses the recommended
+    recipe, the best training-free one across our datasets: --strategy decay --half-life 1
+    --blend text=0.25,cooc=1,ease=0.5,pop=0.1 --ease-lambda 100. 'llmrec tune' fits one to your
+    history; --strategy mean --blend text=1 ranks by text similarity alone.
+    """
     from ..ranking.blend import parse_blend
     from ..ranking.run import rank_to_file
 
     check_outputs([output], [items, users, user_history, config, model])
+    weighting = told_weighting(ctx, weighting)
     if config:
-        tuned, weighting = tuned_options(ctx, config, user_history, weighting, quiet)
+        tuned, weighting = tuned_options(ctx, config, user_history, weighting or Weighting(), quiet)
         blend = tuned.get("blend", blend)
         ease_lambda = tuned.get("ease_lambda", ease_lambda)
         interests = tuned.get("interests", interests)
@@ -204,4 +216,12 @@ def rank(
         notes.append(f"k={k} is more than the {result.items:,} items in the catalog")
     if result.history is not None:
         notes.append(history_note(result.history))
+    if result.recommended:
+        notes.append("the recommended recipe")
     say(quiet, "llmrec rank: " + "; ".join(notes))
+    if result.recommended:
+        say(
+            quiet,
+            f"llmrec rank: hint: 'llmrec tune {user_history} --items {items}' fits the recipe "
+            "to this history, once; then rank --config tuned.json",
+        )

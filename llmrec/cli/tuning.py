@@ -17,6 +17,7 @@ from .common import (
     UserCol,
     check_outputs,
     command,
+    left_default,
     log,
     progress,
     say,
@@ -123,17 +124,10 @@ def tuned_options(
             f"llmrec rank: warning: {history_path} changed since {config_path} was tuned "
             "(fingerprint differs); rerun llmrec tune",
         )
-    unset = {name: value for name, value in config.options.items() if _default(ctx, name)}
+    unset = {name: value for name, value in config.options.items() if left_default(ctx, name)}
     if "half_life" in unset and unset["half_life"] is not None:
         unset["half_life"] = str(unset["half_life"])
     if "ease_lambda" in unset:
         unset["ease_lambda"] = float(unset["ease_lambda"])
     tuned = {name: unset.pop(name) for name in WEIGHTING_OPTIONS if name in unset}
     return unset, dataclasses.replace(weighting, **tuned)
-
-
-def _default(ctx: typer.Context, name: str) -> bool:
-    """Whether option `name` was left at its default (not given on the command line or by
-    the environment)."""
-    source = ctx.get_parameter_source(name)
-    return source is None or source.name in ("DEFAULT", "DEFAULT_MAP")

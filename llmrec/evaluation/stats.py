@@ -90,16 +90,17 @@ def paired_tests(
     observed = np.abs(mean)
     rng = np.random.default_rng(seed)
     exceed = np.zeros(diff.shape[1])
-    filled32 = filled.astype(np.float32)
     for size in _chunks(permutations, len(diff)):
         bits = np.unpackbits(
             rng.integers(0, 256, size=(size, -(-len(diff) // 8)), dtype=np.uint8),
             axis=1,
             count=len(diff),
         )
-        signs = bits.astype(np.float32) * 2 - 1
+        # float64: sign flips that tie the observed mean exactly (common with discrete metrics)
+        # must count as ties on every CPU, which a float32 product's rounding does not allow
+        signs = bits.astype(np.float64) * 2 - 1
         with np.errstate(invalid="ignore", divide="ignore"):
-            permuted = np.abs((signs @ filled32).astype(np.float64) / n)
+            permuted = np.abs((signs @ filled) / n)
         exceed += (permuted >= observed - 1e-12).sum(axis=0)
     p_random = (exceed + 1) / (permutations + 1)
     return PairedTest(

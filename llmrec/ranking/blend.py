@@ -15,11 +15,15 @@ if TYPE_CHECKING:
 
 
 def standardized(scores):
-    """Each row shifted to mean 0 and scaled to standard deviation 1 (constant rows → 0)."""
-    finite = scores.clone()
-    mean = finite.mean(dim=1, keepdim=True)
-    std = finite.std(dim=1, keepdim=True)
-    return (finite - mean) / std.where(std > 0, 1.0)
+    """Each row shifted to mean 0 and scaled to standard deviation 1 (constant rows → 0).
+
+    Computed in float64 and rounded to float32 once: a float32 row sum depends on the width
+    of the CPU's vector units (AVX2 and AVX-512 add in different orders), a float64 one only
+    far below float32's precision, so blended scores are the same bytes on any x86 CPU."""
+    wide = scores.double()
+    std = wide.std(dim=1, keepdim=True)
+    wide.sub_(wide.mean(dim=1, keepdim=True)).div_(std.where(std > 0, 1.0))
+    return wide.float()
 
 
 @dataclass

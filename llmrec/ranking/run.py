@@ -17,6 +17,7 @@ from ..profiles import Weighting
 from .diversify import diversify
 from .explain import Explainer
 from .plan import plan
+from .recipe import choose_recipe
 from .scorers import Scorer, Tops
 from .topk import DEFAULT_BLOCK_BYTES
 
@@ -125,6 +126,7 @@ class RankResult:
     items: int
     rows: int
     history: History | None
+    recommended: bool = False  # ranked by the recommended recipe (nothing else was told)
 
 
 def rank_to_file(
@@ -145,8 +147,17 @@ def rank_to_file(
 
     With a history, its items are excluded from each user's list unless
     `options.exclude_seen` is off. `ray` ranks the user blocks on a Ray cluster (plain text
-    scoring only; see `on_ray.top_k_on_ray`).
+    scoring only; see `on_ray.top_k_on_ray`). Options left unset are chosen by
+    `recipe.choose_recipe`: the recommended recipe when users are profiled from a history.
     """
+    options, weighting, recommended = choose_recipe(
+        options,
+        weighting,
+        profiles_from_history=users_path is None
+        and history_path is not None
+        and not (columns and columns.text_col),
+        text_only=options.fast or ray is not None,
+    )
     what = plan(
         items_path,
         options,
@@ -179,4 +190,4 @@ def rank_to_file(
         on_start(len(what.user_ids))
     with open_output(output) as handle:
         rows = write_rankings(blocks, handle, explained=what.explainer is not None)
-    return RankResult(len(what.user_ids), len(what.item_ids), rows, history)
+    return RankResult(len(what.user_ids), len(what.item_ids), rows, history, recommended)

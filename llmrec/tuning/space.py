@@ -14,6 +14,7 @@ import numpy as np
 
 from ..data.history import History
 from ..options import Weighting
+from ..ranking.recipe import RECOMMENDED_BLEND, RECOMMENDED_EASE_LAMBDA, RECOMMENDED_WEIGHTING
 
 if TYPE_CHECKING:
     import optuna
@@ -59,12 +60,12 @@ def number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else float(value)
 
 
-FIXED_RECIPE = Recipe(
-    strategy="decay",
-    half_life=1.0,
+FIXED_RECIPE = Recipe(  # rank's recommended recipe
+    strategy=RECOMMENDED_WEIGHTING.strategy,
+    half_life=RECOMMENDED_WEIGHTING.half_life,
     max_history=None,
-    blend={"text": 0.25, "cooc": 1.0, "ease": 0.5, "pop": 0.1},
-    ease_lambda=100.0,
+    blend=dict(RECOMMENDED_BLEND),
+    ease_lambda=RECOMMENDED_EASE_LAMBDA,
     interests=0,
 )
 

@@ -124,7 +124,7 @@ def test_rank_blend_through_the_cli(tmp_path):
     write_catalog(tmp_path, [[1, 0], [0, 1], [0, 1], [1, 0]], rows)
     first = lambda ranked: ranked.set_index("user_id").loc["4", "item_id"]  # noqa: E731
     assert first(rank_cli(tmp_path, "--blend", "text=1,cooc=1", "-k", "1")) == "b"
-    assert first(rank_cli(tmp_path, "-k", "1")) == "d"
+    assert first(rank_cli(tmp_path, "--blend", "text=1", "-k", "1")) == "d"
     assert first(rank_cli(tmp_path, "--blend", "ease=1", "--ease-lambda", "0.5", "-k", "1")) == "b"
 
 

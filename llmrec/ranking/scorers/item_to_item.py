@@ -157,19 +157,20 @@ def ease(binary, regularization: float = 500.0) -> np.ndarray:
         raise InputError(f"{flag('ease_lambda')} {regularization}: must be positive")
     import torch
 
+    # float64 throughout, rounded to float32 once: the weights are then the same bytes on
+    # CPUs whose vector units sum in different orders (see blend.standardized)
     if n_items <= n_users:
         gram = torch.from_numpy((binary.T @ binary).toarray().astype(np.float64))
         gram.diagonal().add_(regularization)
-        precision = torch.linalg.inv(gram).float()
+        precision = torch.linalg.inv(gram)
     else:
         x = torch.from_numpy(binary.toarray().astype(np.float64))
         small = x @ x.T
         small.diagonal().add_(regularization)
-        mixed = torch.linalg.solve(small, x).float()  # (λI + XXᵀ)⁻¹X
-        precision = -(x.float().T @ mixed)
+        precision = -(x.T @ torch.linalg.solve(small, x))  # −Xᵀ(λI + XXᵀ)⁻¹X
         precision.diagonal().add_(1.0)
         precision /= regularization
-    weights = -precision / precision.diagonal()
+    weights = precision.div_(-precision.diagonal().clone()).float()
     weights.diagonal().zero_()
     return weights.numpy()
 

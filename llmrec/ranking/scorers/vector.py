@@ -5,6 +5,7 @@ several interest vectors.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -14,7 +15,7 @@ from ...data.history import History, Seen
 from ...io.vectors import VectorTable
 from ..on_ray import top_k_on_ray
 from ..tiles import vector_top_k
-from ..topk import exact_order, pair_scores, product
+from ..topk import exact_order, pair_scores
 from . import Scorer, Tops
 
 if TYPE_CHECKING:
@@ -33,10 +34,12 @@ class VectorScorer(Scorer):
     items: np.ndarray  # float32 (items, dim)
 
     def __call__(self, start: int, stop: int) -> torch.Tensor:
-        import torch
+        """Users [start, stop) × every item, as a blend part: see `wide_product`."""
+        return wide_product(self.users[start:stop], self.wide_items)
 
-        users, items = torch.from_numpy(self.users[start:stop]), torch.from_numpy(self.items)
-        return product(users, items, out=torch.empty(len(users), len(items)))
+    @cached_property
+    def wide_items(self) -> np.ndarray:
+        return self.items.astype(np.float64)
 
     def top_k(
         self,
@@ -85,11 +88,27 @@ class InterestScorer(Scorer):
     def __call__(self, start: int, stop: int) -> torch.Tensor:
         import torch
 
-        item_matrix = torch.from_numpy(self.items)
-        index = torch.from_numpy(self.interests[start:stop])
-        scores = item_matrix[index.clamp(min=0)] @ item_matrix.T  # users × interests × items
-        scores[index < 0] = -torch.inf
+        index = self.interests[start:stop]
+        users, n = index.shape
+        rows = self.items[np.maximum(index, 0).ravel()]
+        scores = wide_product(rows, self.wide_items).view(users, n, -1)  # users × interests × items
+        scores[torch.from_numpy(index < 0)] = -torch.inf
         return scores.max(dim=1).values
+
+    @cached_property
+    def wide_items(self) -> np.ndarray:
+        return self.items.astype(np.float64)
+
+
+def wide_product(users: np.ndarray, wide_items: np.ndarray) -> torch.Tensor:
+    """users @ items.T (float32) through one float64 product rounded once: a float32 product's
+    last bits depend on how the CPU's BLAS kernel orders its sums (AVX2 and AVX-512 differ),
+    a float64 one's lie far below float32's precision, so scores that are blended or written
+    from these blocks are the same bytes on any x86 CPU (but for a float64 sum within about
+    1e-14 of a float32 rounding boundary)."""
+    import torch
+
+    return torch.from_numpy((users.astype(np.float64) @ wide_items.T).astype(np.float32))
 
 
 def interest_scorer(interests: np.ndarray, items: VectorTable) -> InterestScorer:

@@ -1,0 +1,85 @@
+"""Typed options: the choices each stage accepts, and the option objects the stages take.
+
+A choice is a `Literal` type with its values in one place; an option object checks itself once,
+when it is built, so neither the stages nor the command line check the same thing again. A
+message names an option the way its users know it, through one mapping (`flag`): the command
+line's `--half-life` for the field `half_life`.
+"""
+
+from ..errors import flag
+from .choices import (
+    BASELINES,
+    BLEND_PARTS,
+    DEVICES,
+    DTYPES,
+    ENGINES,
+    INFO_FORMATS,
+    ITEM_IDS,
+    POOLINGS,
+    PROFILE_STRATEGIES,
+    REPORT_FORMATS,
+    SPLIT_STRATEGIES,
+    TRAIN_DEVICES,
+    TUNE_METRICS,
+    WEIGHT_MODES,
+    Baseline,
+    BlendPart,
+    Device,
+    DType,
+    Engine,
+    InfoFormat,
+    ItemIds,
+    Pooling,
+    ProfileStrategy,
+    ReportFormat,
+    SplitStrategy,
+    TuneMetric,
+    WeightMode,
+    check_choice,
+    parse_duration,
+    parse_half_life,
+)
+from .learning import TrainOptions, TuneOptions
+from .stages import EmbedOptions, HistoryColumns, RankOptions, SplitOptions
+from .weighting import Weighting
+
+__all__ = [
+    "BASELINES",
+    "BLEND_PARTS",
+    "DEVICES",
+    "DTYPES",
+    "ENGINES",
+    "INFO_FORMATS",
+    "ITEM_IDS",
+    "POOLINGS",
+    "PROFILE_STRATEGIES",
+    "REPORT_FORMATS",
+    "SPLIT_STRATEGIES",
+    "TRAIN_DEVICES",
+    "TUNE_METRICS",
+    "WEIGHT_MODES",
+    "Baseline",
+    "BlendPart",
+    "DType",
+    "Device",
+    "EmbedOptions",
+    "Engine",
+    "HistoryColumns",
+    "InfoFormat",
+    "ItemIds",
+    "Pooling",
+    "ProfileStrategy",
+    "RankOptions",
+    "ReportFormat",
+    "SplitOptions",
+    "SplitStrategy",
+    "TrainOptions",
+    "TuneMetric",
+    "TuneOptions",
+    "WeightMode",
+    "Weighting",
+    "check_choice",
+    "flag",
+    "parse_duration",
+    "parse_half_life",
+]
