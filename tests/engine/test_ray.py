@@ -80,7 +80,19 @@ def test_ray_rank_is_byte_identical_to_local_from_a_history_or_profiles(
     llmrec("split", sample_interactions, "--history-out", history, "--heldout-out", "/dev/null")
     ray_args = ["--engine", "ray", "--ray-address", ray_address, "-k", "7"]
 
-    llmrec("rank", "--user-history", history, "--items", local, "-k", "7", "-o", tmp_path / "a.csv")
+    plain = ["--strategy", "mean", "--blend", "text=1"]  # Ray scores text alone
+    llmrec(
+        "rank",
+        "--user-history",
+        history,
+        "--items",
+        local,
+        "-k",
+        "7",
+        *plain,
+        "-o",
+        tmp_path / "a.csv",
+    )
     llmrec(
         "rank", "--user-history", history, "--items", folder, *ray_args, "-o", tmp_path / "b.csv"
     )
@@ -115,7 +127,8 @@ def test_movielens_ray_embed_gives_the_local_vectors(tmp_path, ray_address, shar
     assert there.ids.tolist() == here.ids.tolist() == catalog["item_id"].tolist()
     np.testing.assert_array_equal(there.vectors, here.vectors)
 
-    llmrec("rank", "--user-history", history, "--items", local, "-o", tmp_path / "a.csv")
+    plain = ["--strategy", "mean", "--blend", "text=1"]  # Ray scores text alone
+    llmrec("rank", "--user-history", history, "--items", local, *plain, "-o", tmp_path / "a.csv")
     llmrec(
         "rank", "--user-history", history, "--items", folder, "--engine", "ray",
         "--ray-address", ray_address, "-o", tmp_path / "b.csv",
@@ -140,7 +153,13 @@ def test_movielens_subsets_rank_to_the_same_bytes_on_ray(tmp_path, ray_address, 
         history = str(tmp_path / "history.csv")
         frame[frame["item_id"].isin(set(subset.ids))].to_csv(history, index=False)
     for name, ray in (("local.csv", None), ("ray.csv", RayOptions(ray_address, 2))):
-        rank_to_file(items, str(tmp_path / name), RankOptions(k=10), history_path=history, ray=ray)
+        rank_to_file(
+            items,
+            str(tmp_path / name),
+            RankOptions(k=10, blend={"text": 1.0}),
+            history_path=history,
+            ray=ray,
+        )
     assert (tmp_path / "ray.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
 
 
