@@ -71,7 +71,9 @@ def _has_amx() -> bool:
 
 # On CPUs with AMX, oneDNN's bfloat16 kernels depend on the batch's shape (vectors differ by up
 # to ~1e-3): a known limit of --dtype bfloat16 there, stated in the README; float32 holds.
-AMX_BF16 = pytest.mark.xfail(_has_amx(), reason="bfloat16 on AMX depends on the batch shape")
+AMX_BF16 = pytest.mark.xfail(
+    _has_amx(), reason="bfloat16 on AMX depends on the batch shape", run=False
+)
 
 
 @pytest.mark.slow
