@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import functools
 import inspect
@@ -171,9 +172,6 @@ ItemCol = Annotated[str, typer.Option(help=_HISTORY_OPTIONS[1][3])]
 TimeCol = Annotated[str | None, typer.Option(help=_HISTORY_OPTIONS[2][3])]
 
 
-WEIGHTING_OPTIONS = ("strategy", "half_life", "last_n", "max_history", "weight_col", "weight_mode")
-
-
 def left_default(ctx: typer.Context, name: str) -> bool:
     """Whether option `name` was left at its default (not given on the command line or by
     the environment)."""
@@ -183,7 +181,8 @@ def left_default(ctx: typer.Context, name: str) -> bool:
 
 def told_weighting(ctx: typer.Context, weighting: Weighting) -> Weighting | None:
     """`weighting`, or None when none of its options was given (the stage then chooses)."""
-    return None if all(left_default(ctx, name) for name in WEIGHTING_OPTIONS) else weighting
+    told = [f.name for f in dataclasses.fields(Weighting) if not left_default(ctx, f.name)]
+    return weighting if told else None
 
 
 def history_options(func: Callable) -> Callable:

@@ -15,15 +15,11 @@ from __future__ import annotations
 import dataclasses
 
 from ..options import RankOptions, Weighting
+from .scorers.item_to_item import EASE_LAMBDA
 
 RECOMMENDED_WEIGHTING = Weighting("decay", 1.0)
 RECOMMENDED_BLEND = {"text": 0.25, "cooc": 1.0, "ease": 0.5, "pop": 0.1}
 RECOMMENDED_EASE_LAMBDA = 100.0
-PLAIN_EASE_LAMBDA = 500.0
-RECOMMENDED = (
-    "recommended recipe (--strategy decay --half-life 1 "
-    "--blend text=0.25,cooc=1,ease=0.5,pop=0.1 --ease-lambda 100)"
-)
 
 
 def choose_recipe(
@@ -52,6 +48,6 @@ def choose_recipe(
     blend = options.blend
     if blend is None:
         blend = {"seq": 1.0} if options.model else {"text": 1.0}
-    ease_lambda = PLAIN_EASE_LAMBDA if options.ease_lambda is None else options.ease_lambda
+    ease_lambda = EASE_LAMBDA if options.ease_lambda is None else options.ease_lambda
     chosen = dataclasses.replace(options, blend=blend, ease_lambda=ease_lambda)
     return chosen, weighting or Weighting(), False

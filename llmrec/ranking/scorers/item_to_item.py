@@ -90,6 +90,7 @@ class TextNeighbours:
         return cls(cold_items, warm_items[np.vstack(columns)], weights.astype(np.float32))
 
 
+EASE_LAMBDA = 500.0  # the default regularisation
 EASE_MAX_ITEMS = 40_000  # 40k² float32 = 6.4 GB: beyond this, use cooc
 
 
@@ -141,7 +142,7 @@ def cooccurrence(binary) -> sp.csr_matrix:
     return similarity
 
 
-def ease(binary, regularization: float = 500.0) -> np.ndarray:
+def ease(binary, regularization: float = EASE_LAMBDA) -> np.ndarray:
     """EASE item-to-item weights B (dense float32, diagonal zero).
 
     P = (XᵀX + λI)⁻¹ is inverted directly when items ≤ users, else through the Woodbury
@@ -197,7 +198,7 @@ class ItemModel:
 
 
 def fit(
-    kind: str, history: History, item_ids: np.ndarray, *, ease_lambda: float = 500.0
+    kind: str, history: History, item_ids: np.ndarray, *, ease_lambda: float = EASE_LAMBDA
 ) -> ItemModel:
     """Fit `cooc` or `ease` on the binary interactions of a history."""
     binary = interaction_matrix(history, len(item_ids))
@@ -224,7 +225,7 @@ def fit_cached(
     history: History,
     item_ids: np.ndarray,
     *,
-    ease_lambda: float = 500.0,
+    ease_lambda: float = EASE_LAMBDA,
     cache_dir: str | None = None,
 ) -> ItemModel:
     """Fit a model, or load it from `cache_dir` when the same history was fitted before."""

@@ -24,8 +24,18 @@ if TYPE_CHECKING:
     from ...engine.ray import RayOptions
 
 
+class WideItems:
+    """The item vectors in float64, made once per scorer, for `wide_product`."""
+
+    items: np.ndarray  # float32 (items, dim)
+
+    @cached_property
+    def wide_items(self) -> np.ndarray:
+        return self.items.astype(np.float64)
+
+
 @dataclass
-class VectorScorer(Scorer):
+class VectorScorer(WideItems, Scorer):
     """Dot products of user vectors with item vectors. Tiled: ranked by tiles (`vector_top_k`),
     in bfloat16 with `fast`, on Ray with `ray`; each written score is `pair_scores`'."""
 
@@ -36,10 +46,6 @@ class VectorScorer(Scorer):
     def __call__(self, start: int, stop: int) -> torch.Tensor:
         """Users [start, stop) × every item, as a blend part: see `wide_product`."""
         return wide_product(self.users[start:stop], self.wide_items)
-
-    @cached_property
-    def wide_items(self) -> np.ndarray:
-        return self.items.astype(np.float64)
 
     def top_k(
         self,
@@ -78,7 +84,7 @@ def vector_scorer(users: VectorTable, items: VectorTable) -> VectorScorer:
 
 
 @dataclass
-class InterestScorer(Scorer):
+class InterestScorer(WideItems, Scorer):
     """Each user's best match among several interest vectors: max over the user's recent items
     (rows of `interests` hold item indices, −1 where a user has fewer)."""
 
@@ -94,10 +100,6 @@ class InterestScorer(Scorer):
         scores = wide_product(rows, self.wide_items).view(users, n, -1)  # users × interests × items
         scores[torch.from_numpy(index < 0)] = -torch.inf
         return scores.max(dim=1).values
-
-    @cached_property
-    def wide_items(self) -> np.ndarray:
-        return self.items.astype(np.float64)
 
 
 def wide_product(users: np.ndarray, wide_items: np.ndarray) -> torch.Tensor:
