@@ -98,22 +98,25 @@ def rank(
 
 def evaluate(
     rankings: str | Sequence[str],
-    truth: str,
+    truth: str | None = None,
     ks: Sequence[int] = (5, 10, 20),
     *,
+    impressions: str | None = None,
     items: str | None = None,
     train: str | None = None,
     ci: bool = False,
     resamples: int = 1000,
     seed: int = 0,
 ) -> Report:
-    """Score rankings against held-out truth (`llmrec evaluate`); several runs are compared with
-    the first by paired tests."""
+    """Score rankings against held-out truth, or against an impression log's clicks and
+    conversions (`impressions`: AUC, MRR, nDCG as MIND, CTR@k, conversion@k) (`llmrec
+    evaluate`); several runs are compared with the first by paired tests."""
     paths = [rankings] if isinstance(rankings, str) else list(rankings)
     return evaluate_report(
         paths,
         truth,
         list(ks),
+        impressions_path=impressions,
         items_path=items,
         train_path=train,
         ci=ci,

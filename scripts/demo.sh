@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole pipeline on sample_data: split → embed → profile → rank → evaluate.
+# The whole pipeline on sample_data: split → embed → rank (the recommended recipe, profiling
+# each user's history on the way) → evaluate against held-out interactions and an impression log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 llmrec=".venv/bin/llmrec"
@@ -9,8 +10,8 @@ mkdir -p "$out"
 set -x
 "$llmrec" split sample_data/interactions.csv --history-out "$out/history.csv" --heldout-out "$out/heldout.csv"
 "$llmrec" embed sample_data/items.csv --text "{title}. {description}" -o "$out/items.parquet"
-"$llmrec" profile "$out/history.csv" --items "$out/items.parquet" -o "$out/users.parquet"
-"$llmrec" rank --users "$out/users.parquet" --user-history "$out/history.csv" --items "$out/items.parquet" -k 10 -o "$out/rankings.csv"
+"$llmrec" rank --user-history "$out/history.csv" --items "$out/items.parquet" -k 10 -o "$out/rankings.csv"
+"$llmrec" evaluate "$out/rankings.csv" --truth "$out/heldout.csv" -k 5,10
 { set +x; } 2>/dev/null
 
 echo
@@ -29,4 +30,4 @@ for user in ("U01", "U05"):
 PY
 echo
 set -x
-"$llmrec" evaluate "$out/rankings.csv" --truth "$out/heldout.csv" -k 5,10
+"$llmrec" evaluate "$out/rankings.csv" --impressions sample_data/impressions.csv -k 5

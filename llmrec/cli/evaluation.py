@@ -24,11 +24,20 @@ def evaluate(
         ),
     ],
     truth: Annotated[
-        str,
+        str | None,
         typer.Option(
             rich_help_panel="Input and output", help="Held-out interactions (user_id,item_id)."
         ),
-    ],
+    ] = None,
+    impressions: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel="Input and output",
+            help="Instead of --truth, an impression log "
+            "(impression_id,user_id,item_id,clicked[,converted]): AUC, MRR and nDCG per "
+            "impression as MIND, CTR@k and conversion@k.",
+        ),
+    ] = None,
     k: Annotated[
         str,
         typer.Option("-k", rich_help_panel="Input and output", help="Cut-offs, comma-separated."),
@@ -101,15 +110,16 @@ def evaluate(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Compute Precision, Recall, NDCG, MAP, MRR and HitRate at each k against held-out truth;
-    with several runs, compare them to the first with paired tests."""
+    """Compute Precision, Recall, NDCG, MAP, MRR and HitRate at each k against held-out truth,
+    or AUC, MRR, nDCG, CTR@k and conversion@k over the impressions of an impression log; with
+    several runs, compare them to the first with paired tests."""
     from ..evaluation.report import accounting, plot_report, render, rich_table
     from ..evaluation.scoring import evaluate_report, parse_ks, per_user_frame
     from ..io.atomic import open_output
     from ..io.tables import write_frame
 
     outputs = [path for path in (output, per_user, plot) if path]
-    check_outputs(outputs, [*rankings, truth, items, train])
+    check_outputs(outputs, [*rankings, truth, impressions, items, train])
     fmt = format or {".json": "json", ".md": "markdown"}.get(Path(output or "").suffix, "table")
     check_choice("format", fmt, REPORT_FORMATS)
     started = time.perf_counter()
@@ -117,6 +127,7 @@ def evaluate(
         rankings,
         truth,
         parse_ks(k),
+        impressions_path=impressions,
         items_path=items,
         train_path=train,
         ci=ci,
@@ -140,9 +151,14 @@ def evaluate(
         with open_output(output) as handle:
             handle.write(text)
     written = ", ".join(outputs) or "stdout"
+    first = report.runs[0]
+    counted = (
+        f"{first.impressions['evaluated']:,} impressions"
+        if first.impressions
+        else (f"{first.users_evaluated:,} users")
+    )
     say(
         quiet,
-        f"llmrec evaluate: {len(report.runs)} run(s), "
-        f"{report.runs[0].users_evaluated:,} users → {written}, "
+        f"llmrec evaluate: {len(report.runs)} run(s), {counted} → {written}, "
         f"{time.perf_counter() - started:.1f} s",
     )

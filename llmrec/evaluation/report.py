@@ -17,6 +17,7 @@ from rich.table import Table
 
 from ..errors import InputError
 from ..options import ReportFormat, flag
+from .impressions import CONVENTIONS as IMPRESSION_CONVENTIONS
 from .metrics import DISPLAY_NAMES
 from .scoring import Evaluation, Report
 
@@ -33,7 +34,9 @@ BEYOND_NAMES = {
     "popularity": "Avg popularity",
     "ild": "Diversity (ILD)",
 }
-ALL_NAMES = {**DISPLAY_NAMES, **BEYOND_NAMES}
+IMPRESSION_NAMES = {"auc": "AUC", "ctr": "CTR", "conversion": "Conversion"}
+ALL_NAMES = {"auc": "AUC", **DISPLAY_NAMES, **BEYOND_NAMES, **IMPRESSION_NAMES}
+WHOLE = "all"  # the column of measures without a cut-off (AUC, MRR of an impression)
 
 
 def as_report(result: Evaluation | Report) -> Report:
@@ -57,6 +60,13 @@ def row_names(report: Report) -> list[str]:
     return [name for name in ALL_NAMES if name in present]
 
 
+def _keys(report: Report, name: str) -> list[str]:
+    """The keys of a measure: `name` alone when it has no cut-off, else `name@k` per k."""
+    if any(name in measures(run) for run in report.runs):
+        return [name]
+    return [f"{name}@{k}" for k in report.ks]
+
+
 def _users(run: Evaluation) -> dict[str, int]:
     return {
         "evaluated": run.users_evaluated,
@@ -74,27 +84,28 @@ def report_dict(result: Evaluation | Report) -> dict:
     report = as_report(result)
     first = report.runs[0]
     runs = []
+    unit = first.unit
     for run in report.runs:
         entry = {
             "name": run.name,
             "metrics": {key: float(value) for key, value in measures(run).items()},
-            "users": _users(run),
-            "longest_list": run.longest_list,
+            unit: run.impressions or _users(run),
         }
+        if unit == "users":
+            entry["longest_list"] = run.longest_list
         if run.name in report.intervals:
             entry["ci"] = {
                 key: [float(lo), float(hi)] for key, (lo, hi) in report.intervals[run.name].items()
             }
         runs.append(entry)
-    data = {
-        "k": report.ks,
-        "metrics": runs[0]["metrics"],
-        "users": _users(first),
-        "longest_list": first.longest_list,
-        "sources": first.sources,
-        "runs": runs,
-        "conventions": CONVENTIONS,
-    }
+    data = {"k": report.ks, "metrics": runs[0]["metrics"], unit: runs[0][unit]}
+    if unit == "users":
+        data["longest_list"] = first.longest_list
+    data.update(
+        sources=first.sources,
+        runs=runs,
+        conventions=IMPRESSION_CONVENTIONS if unit == "impressions" else CONVENTIONS,
+    )
     if report.resamples:
         data["bootstrap"] = {"resamples": report.resamples, "confidence": 0.95}
     if report.comparisons:
@@ -129,6 +140,8 @@ def accounting(result: Evaluation | Report) -> str:
     """One sentence on which users were scored, and on lists shorter than the largest k."""
     report = as_report(result)
     run = report.runs[0]
+    if run.impressions:
+        return _impression_accounting(report)
     text = (
         f"{run.users_evaluated:,} users evaluated; {run.users_missing:,} in the truth "
         f"but missing from the rankings (scored 0); {run.users_ignored:,} ranked without "
@@ -155,6 +168,29 @@ def accounting(result: Evaluation | Report) -> str:
     return text
 
 
+def _impression_accounting(report: Report) -> str:
+    """One sentence on which impressions were scored, per run when there are several."""
+    counts = report.runs[0].impressions
+    text = (
+        f"{counts['evaluated']:,} impressions of {report.runs[0].users_evaluated:,} users, "
+        f"{counts['with_click']:,} with a click"
+    )
+    if "with_conversion" in counts:
+        text += f", {counts['with_conversion']:,} with a conversion"
+    unscored = ", ".join(
+        f"{label} {run.impressions['without_scored_item']:,}"
+        for label, run in zip(run_labels(report), report.runs, strict=True)
+    )
+    text += f"; without any item of the user's list (all tied): {unscored}"
+    if report.resamples:
+        text += f"; 95% bootstrap intervals over impressions ({report.resamples:,} resamples)"
+    if report.comparisons:
+        text += (
+            f"; * = paired randomisation test p < {SIGNIFICANCE} against {run_labels(report)[0]}"
+        )
+    return text
+
+
 def _value(name: str, value: float) -> str:
     return f"{value:.1f}" if name == "popularity" else f"{value:.4f}"
 
@@ -174,11 +210,19 @@ def _cell(report: Report, run: Evaluation, key: str) -> str:
 def grid_rows(report: Report) -> tuple[list[str], list[list[str]]]:
     """One run: a header and one row per measure, one column per k."""
     run = report.runs[0]
-    header = ["metric", *(f"@{k}" for k in report.ks)]
-    rows = [
-        [ALL_NAMES[name], *(_cell(report, run, f"{name}@{k}") for k in report.ks)]
-        for name in row_names(report)
-    ]
+    names = row_names(report)
+    whole = [name for name in names if _keys(report, name) == [name]]
+    header = ["metric", *([WHOLE] if whole else []), *(f"@{k}" for k in report.ks)]
+    rows = []
+    for name in names:
+        if name in whole:
+            cells = [_cell(report, run, name), *("–" for _ in report.ks)]
+        else:
+            cells = [
+                *(["–"] if whole else []),
+                *(_cell(report, run, key) for key in _keys(report, name)),
+            ]
+        rows.append([ALL_NAMES[name], *cells])
     return header, rows
 
 
@@ -190,9 +234,9 @@ def side_by_side_rows(report: Report) -> tuple[list[str], list[list[str]]]:
         header += [label, "Δ", "p (t)", "p (rand)", "W/T/L"]
     rows = []
     for name in row_names(report):
-        for k in report.ks:
-            key = f"{name}@{k}"
-            row = [f"{ALL_NAMES[name]}@{k}", _cell(report, report.runs[0], key)]
+        for key in _keys(report, name):
+            label = ALL_NAMES[name] + key[len(name) :]
+            row = [label, _cell(report, report.runs[0], key)]
             for run, comparison in zip(report.runs[1:], report.comparisons, strict=True):
                 row.append(_cell(report, run, key))
                 row += _comparison_cells(comparison, key, name)
@@ -297,7 +341,8 @@ def plot_report(result: Evaluation | Report, path: str) -> None:
         axis.set_visible(False)
     axes.flat[0].legend()
     suffix = " (bands: 95% bootstrap intervals)" if report.resamples else ""
-    figure.suptitle(f"llmrec evaluate: {report.runs[0].users_evaluated:,} users{suffix}")
+    counted = report.runs[0].impressions.get("evaluated", report.runs[0].users_evaluated)
+    figure.suptitle(f"llmrec evaluate: {counted:,} {report.runs[0].unit}{suffix}")
     figure.tight_layout()
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format=os.path.splitext(path)[1].lstrip(".") or "png", dpi=110)

@@ -16,6 +16,7 @@ import pyarrow as pa
 from ..errors import InputError
 from ..options import flag
 from . import beyond_accuracy, stats
+from .impressions import MIND_KS, evaluate_impressions, read_impressions
 from .lists import as_arrow, encode, hits_of, read_rankings, read_truth, run_lists
 from .metrics import FUNCTIONS, METRICS
 
@@ -32,6 +33,12 @@ class Evaluation:
     longest_list: int  # most items ranked for one user
     sources: dict[str, str] = field(default_factory=dict)
     catalog: dict[str, float] = field(default_factory=dict)  # coverage@k, gini@k
+    impressions: dict[str, int] = field(default_factory=dict)  # counts, for impression logs
+
+    @property
+    def unit(self) -> str:
+        """What a row of per_user is: a user, or an impression of an impression log."""
+        return "impressions" if self.impressions else "users"
 
     @property
     def name(self) -> str:
@@ -124,6 +131,34 @@ def evaluate_files(
     return results[0] if single else results
 
 
+def evaluate_impression_files(
+    rankings_paths: list[str], impressions_path: str, ks: list[int]
+) -> list[Evaluation]:
+    """Score every run on the impressions of one log (see evaluation.impressions)."""
+    log = read_impressions(impressions_path)
+    clicked = np.bincount(log.impression, weights=log.clicked, minlength=len(log.names)) > 0
+    counts = {"evaluated": len(log.names), "with_click": int(clicked.sum())}
+    if log.converted is not None:
+        converted = np.bincount(log.impression, weights=log.converted, minlength=len(log.names))
+        counts["with_conversion"] = int((converted > 0).sum())
+    results = []
+    for path in rankings_paths:
+        per_impression, unscored = evaluate_impressions(log, read_rankings(path), ks)
+        results.append(
+            Evaluation(
+                ks=sorted({*ks, *MIND_KS}),
+                per_user=per_impression,
+                users_evaluated=int(pd.unique(log.users.to_numpy(zero_copy_only=False)).size),
+                users_missing=0,
+                users_ignored=0,
+                longest_list=max(ks),
+                sources={"rankings": path, "impressions": impressions_path},
+                impressions={**counts, "without_scored_item": unscored},
+            )
+        )
+    return results
+
+
 @dataclass
 class Comparison:
     """A run against the reference run, over the same users, per metric column."""
@@ -183,18 +218,33 @@ def per_user_frame(runs: list[Evaluation]) -> pd.DataFrame:
 
 def evaluate_report(
     rankings_paths: list[str],
-    truth_path: str,
+    truth_path: str | None,
     ks: list[int],
     *,
+    impressions_path: str | None = None,
     items_path: str | None = None,
     train_path: str | None = None,
     ci: bool = False,
     resamples: int = 1000,
     seed: int = 0,
 ) -> Report:
-    """The whole `llmrec evaluate`: runs × truth, beyond-accuracy measures, intervals, tests."""
+    """The whole `llmrec evaluate`: runs × truth (or × an impression log), beyond-accuracy
+    measures, intervals, tests."""
     if len(set(rankings_paths)) != len(rankings_paths):
         raise InputError("the same rankings file is given twice; give each run once")
+    if (truth_path is None) == (impressions_path is None):
+        raise InputError(
+            f"give held-out interactions with {flag('truth')} or an impression log with "
+            f"{flag('impressions')} (one of the two)"
+        )
+    if impressions_path is not None:
+        if items_path or train_path:
+            raise InputError(
+                f"{flag('items')} and {flag('train')} measure ranked lists against held-out "
+                f"truth; leave them out with {flag('impressions')}"
+            )
+        runs = evaluate_impression_files(list(rankings_paths), impressions_path, ks)
+        return build_report(runs, ci=ci, resamples=resamples, seed=seed)
     context = beyond_accuracy.Context.from_files(items_path, train_path)
     runs = evaluate_files(list(rankings_paths), truth_path, ks, context=context)
     return build_report(runs, ci=ci, resamples=resamples, seed=seed)
