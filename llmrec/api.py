@@ -1,29 +1,36 @@
-"""The Python API: one verb per stage, the same functions the command line calls.
+"""The Python API: one verb per stage, the same stage functions the command line calls.
 
-Each verb takes paths and a typed options object (or its fields as keyword arguments), writes
-its output file whole or not at all, and returns what it did::
+Each verb takes paths and a typed options object (or its fields as keyword arguments). Given an
+output path it writes the file whole or not at all, as the command does, and returns what the
+run did; without one it writes nothing and returns the result in memory::
 
     import llmrec
 
-    llmrec.split("interactions.csv", "history.csv", "heldout.csv")
-    llmrec.embed("items.csv", "items.parquet", template="{title}. {description}")
-    llmrec.profile("history.csv", "items.parquet", "users.parquet")
-    llmrec.rank("items.parquet", "rankings.csv", users="users.parquet", history="history.csv", k=10)
-    report = llmrec.evaluate(["rankings.csv"], "heldout.csv", ks=[5, 10])
-    llmrec.tune("history.csv", "items.parquet", "tuned.json", trials=50)
-    llmrec.train("history.csv", "items.parquet", "model", epochs=20)
-    llmrec.rank("items.parquet", "rankings.csv", history="history.csv", model="model")
+    history, heldout = llmrec.split("interactions.csv")               # two DataFrames
+    items = llmrec.embed("items.csv", template="{title}. {description}")  # .ids, .matrix, .meta
+    llmrec.embed("items.csv", "items.parquet")                          # the file, for the rest
+    rankings = llmrec.rank("items.parquet", history="history.csv", k=10)  # a DataFrame
+    report = llmrec.evaluate(rankings, heldout, ks=[5, 10])            # .to_frame(), .to_dict()
+
+`rank` and `evaluate` take rankings and truth as DataFrames or files; `tune` writes the
+config only when given a path; `train` writes a model folder, which `rank(model=...)` reads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
-from .data.splits import SplitResult, split_file
-from .embedding.job import EmbedResult, embed_file
+import pandas as pd
+
+from .data.splits import SplitResult, split_file, split_table
+from .embedding.job import EmbedResult, embed_file, embed_table
 from .engine.ray import RayOptions
-from .evaluation.scoring import Report, evaluate_report
+from .errors import InputError
+from .evaluation.lists import read_rankings, read_truth
+from .evaluation.results import Report
+from .evaluation.scoring import build_report, evaluate_report, evaluate_runs
+from .io.vectors import VectorTable
 from .options import (
     EmbedOptions,
     HistoryColumns,
@@ -40,38 +47,90 @@ from .tuning.run import TuneResult, tune_to_file
 if TYPE_CHECKING:
     from .sequential.training import TrainResult
 
+__all__ = ["embed", "evaluate", "profile", "rank", "split", "train", "tune"]
 
+Table = pd.DataFrame
+
+
+@overload
+def split(
+    interactions: str, history_out: None = None, heldout_out: None = None, **fields: object
+) -> SplitResult: ...
+@overload
+def split(
+    interactions: str, history_out: str, heldout_out: str, **fields: object
+) -> SplitResult: ...
+def split(
+    interactions: str,
+    history_out: str | None = None,
+    heldout_out: str | None = None,
+    options: SplitOptions | None = None,
+    **fields: object,
+) -> SplitResult:
+    """Hold out interactions to evaluate against (`llmrec split`); `fields` are
+    `SplitOptions`'. Returns (history, heldout) DataFrames; writes them only when given both
+    paths."""
+    options = options or SplitOptions(**fields)
+    if (history_out is None) != (heldout_out is None):
+        raise InputError("give both history_out and heldout_out, or neither (kept in memory)")
+    if history_out is None:
+        return split_table(interactions, options)
+    return split_file(interactions, history_out, heldout_out, options)
+
+
+@overload
+def embed(items: str, output: None = None, **fields: object) -> VectorTable: ...
+@overload
+def embed(items: str, output: str, **fields: object) -> EmbedResult: ...
 def embed(
     items: str,
-    output: str = "items.parquet",
+    output: str | None = None,
     options: EmbedOptions | None = None,
     *,
     ray: RayOptions | None = None,
     **fields: object,
-) -> EmbedResult:
-    """Embed item texts into a vector table (`llmrec embed`); `fields` are `EmbedOptions`'."""
-    return embed_file(items, output, options or EmbedOptions(**fields), ray=ray)
+) -> VectorTable | EmbedResult:
+    """Embed item texts through the language model (`llmrec embed`); `fields` are
+    `EmbedOptions`' (model, template, batch_size, dtype, …).
+
+    Without `output`, returns the item vector table (`.ids`, `.matrix`, `.meta`), the same
+    vectors bit for bit as the file. With `output`, streams them to Parquet (incremental and
+    resumable; with `ray`, a folder of shards) and returns what the run did."""
+    options = options or EmbedOptions(**fields)
+    if output is None:
+        if ray is not None:
+            raise InputError("embedding on Ray writes shards: give an output folder")
+        return embed_table(items, options)[0].with_shape_meta()
+    return embed_file(items, output, options, ray=ray)
 
 
+@overload
+def profile(history: str, items: str, output: None = None, **kwargs: object) -> VectorTable: ...
+@overload
+def profile(history: str, items: str, output: str, **kwargs: object) -> ProfileRun: ...
 def profile(
     history: str,
     items: str,
-    output: str = "users.parquet",
+    output: str | None = None,
     *,
     columns: HistoryColumns | None = None,
     weighting: Weighting | None = None,
     model: str | None = None,
-) -> ProfileRun:
+) -> VectorTable | ProfileRun:
     """Turn each user's history into a user vector (`llmrec profile`); with `model` (a folder
-    from `train`), the model's user vectors."""
-    return profile_to_file(
-        history, items, output, columns=columns, weighting=weighting, model=model
-    )
+    from `train`), the model's user vectors. Without `output`, returns the user vector table;
+    with it, writes the table and returns what the run did."""
+    run = profile_to_file(history, items, output, columns=columns, weighting=weighting, model=model)
+    return run.users.with_shape_meta() if output is None else run
 
 
+@overload
+def rank(items: str | None, output: None = None, **kwargs: object) -> pd.DataFrame: ...
+@overload
+def rank(items: str | None, output: str, **kwargs: object) -> RankResult: ...
 def rank(
     items: str | None,
-    output: str = "rankings.csv",
+    output: str | None = None,
     options: RankOptions | None = None,
     *,
     users: str | None = None,
@@ -80,11 +139,13 @@ def rank(
     weighting: Weighting | None = None,
     ray: RayOptions | None = None,
     **fields: object,
-) -> RankResult:
-    """Write each user's top k as CSV (`llmrec rank`): users from a vector table (`users`) or
-    profiled from `history`, whose items are also left out of their lists; `fields` are
-    `RankOptions`' (k, blend, baseline, explain, fast, …)."""
-    return rank_to_file(
+) -> pd.DataFrame | RankResult:
+    """Each user's top k (`llmrec rank`): users from a vector table (`users`) or profiled from
+    `history`, whose items are also left out of their lists; `fields` are `RankOptions`' (k,
+    blend, baseline, explain, fast, …). Told no recipe, it profiles a history by the
+    recommended one. Without `output`, returns the rankings as a DataFrame (user_id, rank,
+    item_id, score[, because]); with it, writes the CSV in blocks and returns what it did."""
+    result = rank_to_file(
         items,
         output,
         options or RankOptions(**fields),
@@ -94,11 +155,12 @@ def rank(
         weighting=weighting,
         ray=ray,
     )
+    return result.frame if output is None else result
 
 
 def evaluate(
-    rankings: str | Sequence[str],
-    truth: str | None = None,
+    rankings: str | Table | Sequence[str | Table],
+    truth: str | Table | None = None,
     ks: Sequence[int] = (5, 10, 20),
     *,
     impressions: str | None = None,
@@ -108,38 +170,40 @@ def evaluate(
     resamples: int = 1000,
     seed: int = 0,
 ) -> Report:
-    """Score rankings against held-out truth, or against an impression log's clicks and
-    conversions (`impressions`: AUC, MRR, nDCG as MIND, CTR@k, conversion@k) (`llmrec
-    evaluate`); several runs are compared with the first by paired tests."""
-    paths = [rankings] if isinstance(rankings, str) else list(rankings)
-    return evaluate_report(
-        paths,
-        truth,
-        list(ks),
-        impressions_path=impressions,
-        items_path=items,
-        train_path=train,
-        ci=ci,
-        resamples=resamples,
-        seed=seed,
-    )
-
-
-def split(
-    interactions: str,
-    history_out: str,
-    heldout_out: str,
-    options: SplitOptions | None = None,
-    **fields: object,
-) -> SplitResult:
-    """Hold out interactions to evaluate against (`llmrec split`); `fields` are `SplitOptions`'."""
-    return split_file(interactions, history_out, heldout_out, options or SplitOptions(**fields))
+    """Score rankings (files or DataFrames) against held-out truth, or against an impression
+    log's clicks and conversions (`impressions`: AUC, MRR, nDCG as MIND, CTR@k,
+    conversion@k) (`llmrec evaluate`); several runs are compared with the first by paired
+    tests. The report has `.to_frame()`, `.to_dict()` and an HTML view for notebooks."""
+    runs = [rankings] if isinstance(rankings, (str, pd.DataFrame)) else list(rankings)
+    paths = [run for run in runs if isinstance(run, str)]
+    if len(paths) == len(runs) and (truth is None or isinstance(truth, str)):
+        return evaluate_report(
+            paths,
+            truth,
+            list(ks),
+            impressions_path=impressions,
+            items_path=items,
+            train_path=train,
+            ci=ci,
+            resamples=resamples,
+            seed=seed,
+        )
+    if truth is None or impressions or items or train:
+        raise InputError(
+            "DataFrames are scored against a truth DataFrame or file; give impressions, items "
+            "and train with rankings files"
+        )
+    tables = [read_rankings(run) if isinstance(run, str) else run for run in runs]
+    names = [run if isinstance(run, str) else f"run{i + 1}" for i, run in enumerate(runs)]
+    held_out = read_truth(truth) if isinstance(truth, str) else truth
+    evaluated = evaluate_runs(held_out, tables, list(ks), names=names)
+    return build_report(evaluated, ci=ci, resamples=resamples, seed=seed)
 
 
 def tune(
     history: str,
     items: str,
-    output: str = "tuned.json",
+    output: str | None = None,
     options: TuneOptions | None = None,
     *,
     columns: HistoryColumns | None = None,
@@ -147,9 +211,10 @@ def tune(
     on_trial: Callable[[int, float], None] | None = None,
     **fields: object,
 ) -> TuneResult:
-    """Search the ranking recipe on an inner leave-last split of `history` and write it as a
-    config for `rank --config` (`llmrec tune`); `fields` are `TuneOptions`' (metric, trials,
-    time_budget, seed). With `model` (a folder from `train`), its weight is searched too."""
+    """Search the ranking recipe on an inner leave-last split of `history` (`llmrec tune`);
+    `fields` are `TuneOptions`' (metric, trials, time_budget, seed). With `model` (a folder
+    from `train`), its weight is searched too. Writes the config for `rank --config` only
+    when given `output`; the result holds it either way."""
     return tune_to_file(
         history,
         items,
@@ -164,14 +229,15 @@ def tune(
 def train(
     history: str,
     items: str,
-    output: str = "model",
+    output: str,
     options: TrainOptions | None = None,
     *,
     columns: HistoryColumns | None = None,
     **fields: object,
 ) -> TrainResult:
     """Fit the sequential model on `history` over the item table `items` and write the model
-    folder (`llmrec train`); `fields` are `TrainOptions`'. A killed run resumes."""
+    folder `output` (`llmrec train`), which `rank(model=...)` and `profile(model=...)` read;
+    `fields` are `TrainOptions`'. A killed run resumes."""
     from .sequential.training import train_to_folder
 
     return train_to_folder(

@@ -230,7 +230,7 @@ class ProfileRun:
 def profile_to_file(
     history_path: str,
     items_path: str,
-    output: str,
+    output: str | None,
     *,
     columns: HistoryColumns | None = None,
     weighting: Weighting | None = None,
@@ -238,7 +238,8 @@ def profile_to_file(
     on_step: Callable[[], None] | None = None,
 ) -> ProfileRun:
     """`llmrec profile`: read the item table and the history, write one vector per user (with
-    `model`, a folder from `train`: the model's user vectors, for `rank --model`)."""
+    `model`, a folder from `train`: the model's user vectors, for `rank --model`). With
+    `output` None nothing is written: the user table is `ProfileRun.users`."""
     columns = columns or HistoryColumns()
     items = read_vectors(items_path, "items")
     if on_step:
@@ -257,7 +258,8 @@ def profile_to_file(
         )
     if on_step:
         on_step()
-    write_vectors(users, output)
+    if output is not None:
+        write_vectors(users, output)
     return ProfileRun(users, history, columns.text_col is not None)
 
 

@@ -26,6 +26,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # by side took 3x as long as one, and 1.5x with PASSIVE (waiting threads sleep). Only how idle
 # threads wait changes; no result does.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Under pytest-xdist, each worker (and every llmrec process it starts, which inherits this) runs
+# torch, MKL and numba on one thread: two workers then fill the two cores without a third
+# thread to preempt. Tests about thread counts set their own.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -93,3 +93,67 @@ def test_train_and_rank_with_a_model_give_the_bytes_of_their_commands(
     weights = "model.safetensors"
     assert (tmp_path / "api" / weights).read_bytes() == (tmp_path / "cli" / weights).read_bytes()
     assert (tmp_path / "api.csv").read_bytes() == (tmp_path / "cli.csv").read_bytes()
+
+
+def test_without_an_output_path_each_verb_returns_in_memory_what_the_file_holds(
+    tmp_path, tiny_bert, sample_items, sample_interactions
+):
+    """split, embed, profile and rank without a path write nothing and return the contents of
+    the file the same call writes with a path; evaluate scores DataFrames as it scores files,
+    and its report's dict is the JSON the command writes."""
+    import numpy as np
+    import pandas as pd
+
+    from llmrec.io.vectors import read_vectors
+
+    files = tmp_path / "files"
+    files.mkdir()
+    before = sorted(tmp_path.iterdir())
+
+    history, heldout = llmrec.split(str(sample_interactions))
+    llmrec.split(str(sample_interactions), str(files / "h.csv"), str(files / "t.csv"))
+    pd.testing.assert_frame_equal(
+        history, pd.read_csv(files / "h.csv", dtype=str), check_dtype=False
+    )
+    pd.testing.assert_frame_equal(
+        heldout, pd.read_csv(files / "t.csv", dtype=str), check_dtype=False
+    )
+
+    table = llmrec.embed(str(sample_items), model=str(tiny_bert), batch_size=7)
+    llmrec.embed(str(sample_items), str(files / "i.parquet"), model=str(tiny_bert))
+    stored = read_vectors(str(files / "i.parquet"))
+    assert table.ids.tolist() == stored.ids.tolist() and table.meta == stored.meta
+    np.testing.assert_array_equal(table.matrix, stored.matrix)  # bit for bit
+
+    users = llmrec.profile(str(files / "h.csv"), str(files / "i.parquet"))
+    llmrec.profile(str(files / "h.csv"), str(files / "i.parquet"), str(files / "u.parquet"))
+    np.testing.assert_array_equal(users.matrix, read_vectors(str(files / "u.parquet")).matrix)
+
+    rankings = llmrec.rank(str(files / "i.parquet"), history=str(files / "h.csv"), k=5)
+    llmrec.rank(str(files / "i.parquet"), str(files / "r.csv"), history=str(files / "h.csv"), k=5)
+    written = pd.read_csv(files / "r.csv", dtype={"user_id": str, "item_id": str})
+    assert (
+        rankings[["user_id", "rank", "item_id"]]
+        .astype(str)
+        .equals(written[["user_id", "rank", "item_id"]].astype(str))
+    )
+    np.testing.assert_allclose(rankings["score"], written["score"], atol=5e-7)  # %.6f in CSV
+    assert sorted(tmp_path.iterdir()) == before  # nothing written beside the files asked for
+
+    from_frames = llmrec.evaluate(rankings, heldout, ks=[5, 10], ci=True, resamples=200)
+    from_files = llmrec.evaluate(str(files / "r.csv"), str(files / "t.csv"), ks=[5, 10])
+    for name, value in from_files.to_dict()["metrics"].items():
+        assert from_frames.to_dict()["metrics"][name] == pytest.approx(value, abs=1e-12), name
+    frame = from_frames.to_frame()
+    assert list(frame.index) == ["run1"] and "ndcg@10" in frame.columns
+    assert "<table" in from_frames._repr_html_() and "bootstrap" in from_frames._repr_html_()
+    done = run_cli(
+        "evaluate", files / "r.csv", "--truth", files / "t.csv", "-k", "5,10", "-f", "json"
+    )
+    assert from_files.to_dict()["metrics"] == json.loads(done.stdout)["metrics"]
+
+
+def test_the_package_ships_type_information():
+    import importlib.resources
+
+    assert importlib.resources.files("llmrec").joinpath("py.typed").is_file()

@@ -19,7 +19,10 @@ AVX2 |= {"OPENBLAS_CORETYPE": "Haswell"}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kernels", [{}, AVX2], ids=["native", "avx2"])
+@pytest.mark.parametrize(
+    "kernels",
+    [pytest.param({}, id="native"), pytest.param(AVX2, id="avx2", marks=pytest.mark.extended)],
+)
 def test_sample_outputs_match_the_golden_manifest(kernels):
     done = subprocess.run(
         [sys.executable, str(GOLDEN), "check", "--data", "sample", "--no-ray"],

@@ -54,17 +54,7 @@ def test_pipeline_runs_with_the_network_blocked(tmp_path, sample_items, sample_i
     )
     run("embed", sample_items, "-o", tmp_path / "i.parquet")
     run(
-        "profile",
-        tmp_path / "h.csv",
-        "--items",
-        tmp_path / "i.parquet",
-        "-o",
-        tmp_path / "u.parquet",
-    )
-    run(
         "rank",
-        "--users",
-        tmp_path / "u.parquet",
         "--user-history",
         tmp_path / "h.csv",
         "--items",

@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..errors import EXIT_BAD_INPUT, EXIT_FAILURE, LlmrecError
 from ..options import ENGINES, HistoryColumns, Weighting, check_choice
 from ..version import __version__
+from .examples import epilog
 
 try:  # recent typer ships its own copy of click, whose exceptions its parser raises
     from typer._click import exceptions as click_errors
@@ -258,7 +259,7 @@ def command(func: Callable) -> Callable:
             )
             raise typer.Exit(EXIT_FAILURE) from None
 
-    return app.command(name=func.__name__)(wrapper)
+    return app.command(name=func.__name__, epilog=epilog(func.__name__))(wrapper)
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,16 +103,17 @@ def split_frame(
 
 @dataclass
 class SplitResult:
-    """The two parts `split_file` wrote."""
+    """The two parts of a split; unpacks as `history, heldout = result`."""
 
     history: pd.DataFrame
     heldout: pd.DataFrame
 
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        return iter((self.history, self.heldout))
 
-def split_file(
-    interactions: str, history_out: str, heldout_out: str, options: SplitOptions | None = None
-) -> SplitResult:
-    """`llmrec split`: read interactions, split them as `options` say, write both parts."""
+
+def split_table(interactions: str, options: SplitOptions | None = None) -> SplitResult:
+    """Read interactions and split them as `options` say (`llmrec split` without the writing)."""
     options = options or SplitOptions()
     frame = read_table(
         interactions,
@@ -137,6 +139,14 @@ def split_file(
             f"{interactions}: nothing was held out; lower {flag('min_history')} or change "
             f"{flag('n')} / {flag('cutoff')} / {flag('fraction')}"
         )
-    write_frame(history, history_out)
-    write_frame(heldout, heldout_out)
-    return SplitResult(history, heldout)
+    return SplitResult(history.reset_index(drop=True), heldout.reset_index(drop=True))
+
+
+def split_file(
+    interactions: str, history_out: str, heldout_out: str, options: SplitOptions | None = None
+) -> SplitResult:
+    """`llmrec split`: read interactions, split them as `options` say, write both parts."""
+    result = split_table(interactions, options)
+    write_frame(result.history, history_out)
+    write_frame(result.heldout, heldout_out)
+    return result

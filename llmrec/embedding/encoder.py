@@ -270,9 +270,12 @@ def _torch_dtype(name: DType):
 
 def use_all_cores() -> None:
     """Give torch one thread per core this process may run on (its default counts the
-    machine's physical cores, which oversubscribes a container limited to fewer)."""
+    machine's physical cores, which oversubscribes a container limited to fewer), unless
+    OMP_NUM_THREADS says how many to use."""
     import torch
 
+    if os.environ.get("OMP_NUM_THREADS"):
+        return
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     if cores and torch.get_num_threads() != cores:
         torch.set_num_threads(cores)

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from ..engine.ray import RayOptions
 from ..errors import InputError
+from ..io.vectors import VectorTable
 from ..options import EmbedOptions, flag
 from .encoder import Encoder
-from .run import CHUNK_ROWS, EmbedRun, embed_to_file
+from .run import CHUNK_ROWS, EmbedRun, embed_items, embed_to_file
 from .texts import read_item_texts
 
 
@@ -40,15 +41,7 @@ def embed_file(
             f"{flag('engine')} ray encodes every text; "
             f"{flag('reuse')} works with {flag('engine')} local"
         )
-    encoder = Encoder.load(
-        options.model,
-        pooling=options.pooling,
-        max_length=options.max_length,
-        device=options.device,
-        dtype=options.dtype,
-        allow_download=options.allow_download,
-        allow_pickle=options.allow_pickle,
-    )
+    encoder = load_encoder(options)
     texts = read_item_texts(
         items_path, id_col=options.id_col, template=options.template, text_cols=options.text_cols
     )
@@ -84,3 +77,37 @@ def embed_file(
             on_batch=on_batch,
         )
     return EmbedResult(run, encoder, ray is not None)
+
+
+def load_encoder(options: EmbedOptions) -> Encoder:
+    """The encoder `options` name (model, pooling, length limit, device, dtype)."""
+    return Encoder.load(
+        options.model,
+        pooling=options.pooling,
+        max_length=options.max_length,
+        device=options.device,
+        dtype=options.dtype,
+        allow_download=options.allow_download,
+        allow_pickle=options.allow_pickle,
+    )
+
+
+def embed_table(
+    items_path: str, options: EmbedOptions | None = None
+) -> tuple[VectorTable, EmbedResult]:
+    """Embed the items of `items_path` in memory (no file, no reuse, no resume): the vector
+    table `embed_file` would write, bit for bit, and what the run did."""
+    options = options or EmbedOptions()
+    if options.reuse:
+        raise InputError(f"{flag('reuse')} needs an output file to embed into")
+    encoder = load_encoder(options)
+    table, run = embed_items(
+        items_path,
+        encoder,
+        id_col=options.id_col,
+        template=options.template,
+        text_cols=options.text_cols,
+        batch_size=options.batch_size,
+        normalize=options.normalize,
+    )
+    return table, EmbedResult(run, encoder, on_ray=False)

@@ -17,16 +17,20 @@ from rich.table import Table
 
 from ..errors import InputError
 from ..options import ReportFormat, flag
-from .impressions import CONVENTIONS as IMPRESSION_CONVENTIONS
 from .metrics import DISPLAY_NAMES
-from .scoring import Evaluation, Report
-
-SIGNIFICANCE = 0.05
-CONVENTIONS = (
-    "binary relevance; users in the truth but missing from the rankings score 0; "
-    "Precision@k divides by k; AP@k and Recall@k divide by |R|; "
-    "IDCG@k uses min(|R|, k) hits (as ranx and trec_eval)"
+from .results import (
+    SIGNIFICANCE,
+    Evaluation,
+    Report,
+    accounting,
+    as_report,
+    measures,
+    report_dict,
+    run_labels,
 )
+
+__all__ = ["accounting", "plot_report", "render", "report_dict", "rich_table", "to_json"]
+
 BEYOND_NAMES = {
     "coverage": "Coverage",
     "gini": "Gini",
@@ -37,21 +41,6 @@ BEYOND_NAMES = {
 IMPRESSION_NAMES = {"auc": "AUC", "ctr": "CTR", "conversion": "Conversion"}
 ALL_NAMES = {"auc": "AUC", **DISPLAY_NAMES, **BEYOND_NAMES, **IMPRESSION_NAMES}
 WHOLE = "all"  # the column of measures without a cut-off (AUC, MRR of an impression)
-
-
-def as_report(result: Evaluation | Report) -> Report:
-    return result if isinstance(result, Report) else Report([result])
-
-
-def run_labels(report: Report) -> list[str]:
-    """Short names for the runs: file stems when they are distinct, else the paths."""
-    stems = [os.path.splitext(os.path.basename(run.name))[0] for run in report.runs]
-    return stems if len(set(stems)) == len(stems) else [run.name for run in report.runs]
-
-
-def measures(run: Evaluation) -> dict[str, float]:
-    """Every value reported for a run: per-user means and catalog measures."""
-    return {**run.summary(), **run.catalog}
 
 
 def row_names(report: Report) -> list[str]:
@@ -67,128 +56,8 @@ def _keys(report: Report, name: str) -> list[str]:
     return [f"{name}@{k}" for k in report.ks]
 
 
-def _users(run: Evaluation) -> dict[str, int]:
-    return {
-        "evaluated": run.users_evaluated,
-        "missing_from_rankings": run.users_missing,
-        "ranked_without_truth": run.users_ignored,
-    }
-
-
-def report_dict(result: Evaluation | Report) -> dict:
-    """The report as plain data: k values, every run's means (and intervals), comparisons.
-
-    Values keep full float64 precision: JSON is read by programs, and a rounded mean would
-    differ from ranx's or trec_eval's; only the table and Markdown round for people.
-    """
-    report = as_report(result)
-    first = report.runs[0]
-    runs = []
-    unit = first.unit
-    for run in report.runs:
-        entry = {
-            "name": run.name,
-            "metrics": {key: float(value) for key, value in measures(run).items()},
-            unit: run.impressions or _users(run),
-        }
-        if unit == "users":
-            entry["longest_list"] = run.longest_list
-        if run.name in report.intervals:
-            entry["ci"] = {
-                key: [float(lo), float(hi)] for key, (lo, hi) in report.intervals[run.name].items()
-            }
-        runs.append(entry)
-    data = {"k": report.ks, "metrics": runs[0]["metrics"], unit: runs[0][unit]}
-    if unit == "users":
-        data["longest_list"] = first.longest_list
-    data.update(
-        sources=first.sources,
-        runs=runs,
-        conventions=IMPRESSION_CONVENTIONS if unit == "impressions" else CONVENTIONS,
-    )
-    if report.resamples:
-        data["bootstrap"] = {"resamples": report.resamples, "confidence": 0.95}
-    if report.comparisons:
-        data["comparisons"] = [_comparison_dict(c) for c in report.comparisons]
-    return data
-
-
-def _comparison_dict(comparison) -> dict:
-    test = comparison.test
-    return {
-        "run": comparison.run,
-        "reference": comparison.reference,
-        "metrics": {
-            column: {
-                "difference": float(test.difference[i]),
-                "p_ttest": float(test.p_ttest[i]),
-                "p_randomization": float(test.p_randomization[i]),
-                "wins": int(test.wins[i]),
-                "ties": int(test.ties[i]),
-                "losses": int(test.losses[i]),
-            }
-            for i, column in enumerate(comparison.columns)
-        },
-    }
-
-
 def to_json(result: Evaluation | Report) -> str:
     return json.dumps(report_dict(result), indent=2) + "\n"
-
-
-def accounting(result: Evaluation | Report) -> str:
-    """One sentence on which users were scored, and on lists shorter than the largest k."""
-    report = as_report(result)
-    run = report.runs[0]
-    if run.impressions:
-        return _impression_accounting(report)
-    text = (
-        f"{run.users_evaluated:,} users evaluated; {run.users_missing:,} in the truth "
-        f"but missing from the rankings (scored 0); {run.users_ignored:,} ranked without "
-        "truth (ignored)"
-    )
-    if len(report.runs) > 1:
-        text = (
-            f"all {len(report.runs)} runs scored on the same {run.users_evaluated:,} truth users "
-            "(missing users score 0); missing/ignored per run: "
-            + ", ".join(
-                f"{label} {r.users_missing:,}/{r.users_ignored:,}"
-                for label, r in zip(run_labels(report), report.runs, strict=True)
-            )
-        )
-    longest = min(r.longest_list for r in report.runs)
-    if longest < max(report.ks):
-        text += f"; lists hold at most {longest} items, so metrics at larger k count only those"
-    if report.resamples:
-        text += f"; 95% bootstrap intervals over users ({report.resamples:,} resamples)"
-    if report.comparisons:
-        text += (
-            f"; * = paired randomisation test p < {SIGNIFICANCE} against {run_labels(report)[0]}"
-        )
-    return text
-
-
-def _impression_accounting(report: Report) -> str:
-    """One sentence on which impressions were scored, per run when there are several."""
-    counts = report.runs[0].impressions
-    text = (
-        f"{counts['evaluated']:,} impressions of {report.runs[0].users_evaluated:,} users, "
-        f"{counts['with_click']:,} with a click"
-    )
-    if "with_conversion" in counts:
-        text += f", {counts['with_conversion']:,} with a conversion"
-    unscored = ", ".join(
-        f"{label} {run.impressions['without_scored_item']:,}"
-        for label, run in zip(run_labels(report), report.runs, strict=True)
-    )
-    text += f"; without any item of the user's list (all tied): {unscored}"
-    if report.resamples:
-        text += f"; 95% bootstrap intervals over impressions ({report.resamples:,} resamples)"
-    if report.comparisons:
-        text += (
-            f"; * = paired randomisation test p < {SIGNIFICANCE} against {run_labels(report)[0]}"
-        )
-    return text
 
 
 def _value(name: str, value: float) -> str:

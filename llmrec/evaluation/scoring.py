@@ -7,8 +7,6 @@ users: those of the truth.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -19,34 +17,7 @@ from . import beyond_accuracy, stats
 from .impressions import MIND_KS, evaluate_impressions, read_impressions
 from .lists import as_arrow, encode, hits_of, read_rankings, read_truth, run_lists
 from .metrics import FUNCTIONS, METRICS
-
-
-@dataclass
-class Evaluation:
-    """One run's per-user metric values and the accounting of which users were scored."""
-
-    ks: list[int]
-    per_user: pd.DataFrame  # index user_id, columns "ndcg@10", ... (+ per-user beyond metrics)
-    users_evaluated: int
-    users_missing: int  # in the truth, not in the rankings: scored 0
-    users_ignored: int  # in the rankings, not in the truth
-    longest_list: int  # most items ranked for one user
-    sources: dict[str, str] = field(default_factory=dict)
-    catalog: dict[str, float] = field(default_factory=dict)  # coverage@k, gini@k
-    impressions: dict[str, int] = field(default_factory=dict)  # counts, for impression logs
-
-    @property
-    def unit(self) -> str:
-        """What a row of per_user is: a user, or an impression of an impression log."""
-        return "impressions" if self.impressions else "users"
-
-    @property
-    def name(self) -> str:
-        return self.sources.get("rankings", "run")
-
-    def summary(self) -> dict[str, float]:
-        """Mean of every per-user metric over the evaluated users."""
-        return {name: float(value) for name, value in self.per_user.mean().items()}
+from .results import Comparison, Evaluation, Report
 
 
 def parse_ks(text: str) -> list[int]:
@@ -157,30 +128,6 @@ def evaluate_impression_files(
             )
         )
     return results
-
-
-@dataclass
-class Comparison:
-    """A run against the reference run, over the same users, per metric column."""
-
-    run: str
-    reference: str
-    columns: list[str]
-    test: stats.PairedTest
-
-
-@dataclass
-class Report:
-    """Every run's evaluation, with bootstrap intervals and comparisons when asked for."""
-
-    runs: list[Evaluation]
-    intervals: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
-    comparisons: list[Comparison] = field(default_factory=list)
-    resamples: int = 0
-
-    @property
-    def ks(self) -> list[int]:
-        return self.runs[0].ks
 
 
 def build_report(

@@ -62,6 +62,16 @@ class VectorTable:
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
+    @property
+    def matrix(self) -> np.ndarray:
+        """The vectors as one (rows × dim) float32 matrix, row i for ids[i]."""
+        return self.vectors
+
+    def with_shape_meta(self) -> VectorTable:
+        """The table with the kind, dim and row count in `meta`, as a written file has them."""
+        self.meta.update(kind=self.kind, dim=str(self.dim), rows=str(len(self)))
+        return self
+
     def __len__(self) -> int:
         return len(self.ids)
 

@@ -122,16 +122,19 @@ def write_rankings(blocks: Iterator[pd.DataFrame], handle, explained: bool = Fal
 
 @dataclass
 class RankResult:
+    """What a rank run did; `frame` holds the rankings when they were kept in memory."""
+
     users: int
     items: int
     rows: int
     history: History | None
     recommended: bool = False  # ranked by the recommended recipe (nothing else was told)
+    frame: pd.DataFrame | None = None
 
 
 def rank_to_file(
     items_path: str | None,
-    output: str,
+    output: str | None,
     options: RankOptions,
     *,
     users_path: str | None = None,
@@ -143,7 +146,8 @@ def rank_to_file(
     on_block: Callable[[int], None] | None = None,
 ) -> RankResult:
     """Rank users and write the CSV: by vectors (from a user table, or profiled from a history)
-    or by a baseline that needs no embeddings, as `options` say (see `RankOptions`).
+    or by a baseline that needs no embeddings, as `options` say (see `RankOptions`). With
+    `output` None the rankings are kept in memory instead (`RankResult.frame`).
 
     With a history, its items are excluded from each user's list unless
     `options.exclude_seen` is off. `ray` ranks the user blocks on a Ray cluster (plain text
@@ -188,6 +192,15 @@ def rank_to_file(
     )
     if on_start:
         on_start(len(what.user_ids))
+    result = RankResult(len(what.user_ids), len(what.item_ids), 0, history, recommended)
+    if output is None:
+        frames = list(blocks)
+        columns = RANKING_COLUMNS + (["because"] if what.explainer is not None else [])
+        result.frame = (
+            pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+        )
+        result.rows = len(result.frame)
+        return result
     with open_output(output) as handle:
-        rows = write_rankings(blocks, handle, explained=what.explainer is not None)
-    return RankResult(len(what.user_ids), len(what.item_ids), rows, history, recommended)
+        result.rows = write_rankings(blocks, handle, explained=what.explainer is not None)
+    return result

@@ -38,7 +38,7 @@ class TuneResult:
 def tune_to_file(
     history_path: str,
     items_path: str,
-    output: str,
+    output: str | None,
     options: TuneOptions | None = None,
     *,
     columns: HistoryColumns | None = None,
@@ -46,7 +46,8 @@ def tune_to_file(
     on_trial: Callable[[int, float], None] | None = None,
 ) -> TuneResult:
     """Search the recipe on the inner split of `history_path` (never on held-out data) and
-    write the config; `on_trial(trials done, best value)` reports progress. With `model` (a
+    write the config (unless `output` is None: `TuneResult.config` holds it either way);
+    `on_trial(trials done, best value)` reports progress. With `model` (a
     folder from `train`), the weight of its scores is searched too."""
     options = options or TuneOptions()
     if history_path == STDIO:
@@ -72,7 +73,8 @@ def tune_to_file(
     config = document(found, options, history)
     if model and "seq=" in config["options"]["blend"]:
         config["options"]["model"] = model
-    write_config(output, config)
+    if output is not None:
+        write_config(output, config)
     return TuneResult(config, found, len(split.user_ids))
 
 

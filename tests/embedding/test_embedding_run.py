@@ -205,11 +205,16 @@ def test_chunks_of_another_input_are_not_resumed(bert, sample_items, tmp_path):
     assert np.abs(read_vectors(str(out)).vectors[:10]).sum() > 0
 
 
-def test_bfloat16_vectors_are_close_to_float32_with_the_bundled_model(sample_items, tmp_path):
-    full = embed_file(sample_items, tmp_path / "f32.parquet")
-    half = embed_file(sample_items, tmp_path / "bf16.parquet", "--dtype", "bfloat16")
-    assert "float32 on" in full and "bfloat16 on" in half
-    a, b = read_vectors(str(tmp_path / "f32.parquet")), read_vectors(str(tmp_path / "bf16.parquet"))
+def test_bfloat16_vectors_are_close_to_float32_with_the_bundled_model(
+    sample_items, sample_embedded, tmp_path
+):
+    full, full_run = sample_embedded  # float32, --text "{title}. {description}"
+    half = embed_file(
+        sample_items, tmp_path / "bf16.parquet", "--dtype", "bfloat16",
+        "--text", "{title}. {description}",
+    )  # fmt: skip
+    assert "float32 on" in full_run.stderr.decode() and "bfloat16 on" in half
+    a, b = read_vectors(str(full)), read_vectors(str(tmp_path / "bf16.parquet"))
     assert b.meta["dtype"] == "bfloat16" and a.meta["dtype"] == "float32"
     assert (a.vectors * b.vectors).sum(axis=1).min() >= 0.999
 

@@ -76,6 +76,7 @@ AMX_BF16 = pytest.mark.xfail(
 )
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float32", pytest.param("bfloat16", marks=AMX_BF16)])
 def test_bundled_model_vectors_are_bitwise_the_same_whatever_the_batch(dtype):
@@ -255,6 +256,7 @@ def test_bundled_weights_are_checked_against_their_published_hash(tmp_path, monk
         Encoder.load()
 
 
+@pytest.mark.extended
 @pytest.mark.slow
 def test_bundled_model_vectors_do_not_depend_on_the_thread_count():
     # Short texts alone in a batch are where MKL's default path changed with the thread count

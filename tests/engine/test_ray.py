@@ -49,12 +49,14 @@ def both_engines(tmp_path, ray_address, items_csv, model, *options, workers=2):
 
 
 @pytest.fixture(scope="module")
-def sample_tables(tmp_path_factory, ray_address, tiny_bert, sample_items):
-    """The sample items embedded by each engine, in chunks of 7 rows and batches of 5 (so Ray
-    writes 9 shards): (the local file, the Ray folder)."""
+def sample_tables(tmp_path_factory, ray_address, sample_items):
+    """The sample items embedded by each engine with the bundled model (real weights, so that
+    Ray workers must reproduce real numerics bit for bit), in chunks of 7 rows and batches of 5
+    (so Ray writes 9 shards, and its blocks and each worker's batches differ from the local
+    run's): (the local file, the Ray folder)."""
     folder = tmp_path_factory.mktemp("engines")
     options = ["--chunk-rows", "7", "--batch-size", "5"]
-    return both_engines(folder, ray_address, sample_items, tiny_bert, *options)
+    return both_engines(folder, ray_address, sample_items, None, *options)
 
 
 def test_ray_embed_writes_ordered_shards_equal_to_the_local_table(sample_tables):
@@ -76,8 +78,7 @@ def test_ray_rank_is_byte_identical_to_local_from_a_history_or_profiles(
     tmp_path, ray_address, sample_tables, sample_interactions
 ):
     local, folder = sample_tables
-    history = tmp_path / "history.csv"
-    llmrec("split", sample_interactions, "--history-out", history, "--heldout-out", "/dev/null")
+    history = sample_interactions
     ray_args = ["--engine", "ray", "--ray-address", ray_address, "-k", "7"]
 
     plain = ["--strategy", "mean", "--blend", "text=1"]  # Ray scores text alone
@@ -104,38 +105,7 @@ def test_ray_rank_is_byte_identical_to_local_from_a_history_or_profiles(
     assert (tmp_path / "c.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
 
 
-@pytest.mark.slow
-def test_movielens_ray_embed_gives_the_local_vectors(tmp_path, ray_address, shared_data):
-    """On real texts with the bundled model, Ray shards equal the local table row for row (the
-    first 400 movies in chunks of 150, so that Ray's blocks and each worker's batches differ
-    from the local run's), and a Ray ranking from those shards equals the local one byte for
-    byte."""
-    source = shared_data / "movielens-small"
-    catalog = pd.read_csv(source / "items.csv", dtype=str, keep_default_na=False).head(400)
-    catalog.to_csv(tmp_path / "items.csv", index=False)
-    history = tmp_path / "history.csv"
-    events = pd.read_csv(source / "interactions.csv", dtype=str)
-    events[events["item_id"].isin(set(catalog["item_id"]))].to_csv(history, index=False)
-    text = ["--text", "{title}. {genres}"]
-    local, folder = tmp_path / "local.parquet", tmp_path / "ray_items"
-    llmrec("embed", tmp_path / "items.csv", *text, "-o", local)
-    llmrec(
-        "embed", tmp_path / "items.csv", *text, "-o", folder, "--engine", "ray",
-        "--ray-address", ray_address, "--concurrency", 2, "--chunk-rows", 150,
-    )  # fmt: skip
-    here, there = read_vectors(str(local)), read_vectors(str(folder))
-    assert there.ids.tolist() == here.ids.tolist() == catalog["item_id"].tolist()
-    np.testing.assert_array_equal(there.vectors, here.vectors)
-
-    plain = ["--strategy", "mean", "--blend", "text=1"]  # Ray scores text alone
-    llmrec("rank", "--user-history", history, "--items", local, *plain, "-o", tmp_path / "a.csv")
-    llmrec(
-        "rank", "--user-history", history, "--items", folder, "--engine", "ray",
-        "--ray-address", ray_address, "-o", tmp_path / "b.csv",
-    )  # fmt: skip
-    assert (tmp_path / "b.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
-
-
+@pytest.mark.extended
 @pytest.mark.slow
 @pytest.mark.parametrize("n_items", [333, 1000, 3000, None])
 def test_movielens_subsets_rank_to_the_same_bytes_on_ray(tmp_path, ray_address, movielens, n_items):
@@ -184,11 +154,11 @@ def test_ray_options_are_checked_before_anything_runs(tmp_path, args, message):
 
 
 def test_rank_on_ray_refuses_scores_that_are_not_vectors(
-    tmp_path, ray_address, tiny_bert, sample_items, sample_interactions
+    tmp_path, ray_address, sample_tables, sample_interactions
 ):
-    llmrec("embed", sample_items, "--model", tiny_bert, "-o", tmp_path / "items.parquet")
+    local, _ = sample_tables
     result = run_cli(
-        "rank", "--user-history", sample_interactions, "--items", tmp_path / "items.parquet",
+        "rank", "--user-history", sample_interactions, "--items", local,
         "--blend", "text=1,cooc=1", "--engine", "ray", "--ray-address", ray_address,
         "-o", tmp_path / "r.csv",
     )  # fmt: skip
@@ -234,6 +204,7 @@ def test_staged_folder_replaces_the_output_only_on_success(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["items"]
 
 
+@pytest.mark.extended
 def test_ray_ranks_by_a_trained_model_as_the_local_engine(
     tmp_path, ray_address, sample_tables, sample_interactions
 ):

@@ -17,16 +17,19 @@ PLAIN = ["--strategy", "mean", "--blend", "text=1"]
 
 @pytest.fixture(scope="module")
 def ranked(sample_embedded, sample_interactions, tmp_path_factory):
-    """rank (-o -) of the sample history, by the arguments given: stdout bytes and stderr."""
+    """rank (-o -) of the sample history, by the arguments given: stdout bytes and stderr.
+    Each distinct command runs once (the tests here share its output)."""
     items, _ = sample_embedded
     folder = tmp_path_factory.mktemp("recipe")
+    done_before: dict[tuple[str, ...], tuple[bytes, str]] = {}
 
     def run(*args: str) -> tuple[bytes, str]:
-        done = run_cli(
-            "rank", "--items", items, "-k", "10", "-o", "-", *args, cwd=folder
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr.decode()
-        return done.stdout, done.stderr.decode()
+        key = tuple(map(str, args))
+        if key not in done_before:
+            done = run_cli("rank", "--items", items, "-k", "10", "-o", "-", *key, cwd=folder)
+            assert done.returncode == 0, done.stderr.decode()
+            done_before[key] = done.stdout, done.stderr.decode()
+        return done_before[key]
 
     return run
 
