@@ -23,26 +23,24 @@ $(STAMP): pyproject.toml
 demo: install
 	bash scripts/demo.sh
 
-# Two pytest runs: the tests marked `serial` (processes killed by the clock) run alone, after
-# the others have run on 2 workers (pytest-xdist, a test file per worker at a time: the Ray
-# tests, all in one file, share one Ray on one worker while the other worker runs the rest).
-# `make test` leaves out the tests marked `extended` (long robustness checks: random kills,
-# batch and thread independence of the bundled model, more Ray shapes) to stay within 8
-# minutes on 2 cores; `make test-all` runs them too.
-# Exit status 5 (nothing collected) of one run is no failure, as the other may have the tests;
-# both 5 gives 5, as plain pytest would. A failure in the first run still runs the second
-# (exit 1 is kept); an interrupt or usage error stops there. PYTEST_ARGS goes to both runs.
-TIER = $(if $(EXTENDED),,and not extended)
-
+# `make test` runs the suite on 2 workers (pytest-xdist, a test file per worker at a time: the
+# Ray tests, all in one file, share one Ray on one worker while the other worker runs the rest),
+# leaving out the tests marked `extended` (long robustness checks: random kills, batch and
+# thread independence of the bundled model, AVX2 kernels, more Ray shapes, every --help
+# example) to stay within 8 minutes on 2 cores. `make test-all` runs them too, and then, alone
+# on the machine, the tests marked `serial` (processes killed by the clock; all of them are
+# extended). Exit status 5 (nothing collected) of one run is no failure, as the other may have
+# the tests; both 5 gives 5, as plain pytest would. A failure in the first run still runs the
+# second (exit 1 is kept); an interrupt or usage error stops there. PYTEST_ARGS goes to both.
 test: install
-	@$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial $(TIER)" $(PYTEST_ARGS); first=$$?; \
+	@$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial and not extended" $(PYTEST_ARGS)
+
+test-all: install
+	@$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial" $(PYTEST_ARGS); first=$$?; \
 	case $$first in 0|1|5) ;; *) exit $$first ;; esac; \
-	$(BIN)/python -m pytest -q -p no:xdist -m "serial $(TIER)" $(PYTEST_ARGS); second=$$?; \
+	$(BIN)/python -m pytest -q -p no:xdist -m serial $(PYTEST_ARGS); second=$$?; \
 	if [ $$first -eq 5 ] && [ $$second -eq 5 ]; then exit 5; fi; \
 	for rc in $$first $$second; do case $$rc in 0|5) ;; *) exit $$rc ;; esac; done
-
-test-all:
-	@$(MAKE) --no-print-directory test EXTENDED=1
 
 lint: install
 	$(BIN)/ruff check llmrec tests benchmarks

@@ -89,7 +89,7 @@ def synthetic_history(path: Path, item_ids: list[str], users: int = 400, length:
 def test_a_killed_run_resumes_to_the_weights_of_an_unbroken_one(tmp_path, tiny_items):
     history = tmp_path / "history.csv"
     ids = pd.read_parquet(tiny_items, columns=["item_id"])["item_id"].tolist()
-    synthetic_history(history, ids)
+    synthetic_history(history, ids, users=250, length=32)
     args = ["train", history, "--items", tiny_items, *SMALL, "--epochs", 4, "--patience", 0]
     llmrec(*args, "-o", tmp_path / "unbroken")
 
