@@ -113,8 +113,9 @@ def evaluate(
     """Compute Precision, Recall, NDCG, MAP, MRR and HitRate at each k against held-out truth,
     or AUC, MRR, nDCG, CTR@k and conversion@k over the impressions of an impression log; with
     several runs, compare them to the first with paired tests."""
+    from ..api import evaluate as evaluate_runs
     from ..evaluation.report import accounting, plot_report, render, rich_table
-    from ..evaluation.scoring import evaluate_report, parse_ks, per_user_frame
+    from ..evaluation.scoring import parse_ks, per_user_frame
     from ..io.atomic import open_output
     from ..io.tables import write_frame
 
@@ -123,13 +124,13 @@ def evaluate(
     fmt = format or {".json": "json", ".md": "markdown"}.get(Path(output or "").suffix, "table")
     check_choice("format", fmt, REPORT_FORMATS)
     started = time.perf_counter()
-    report = evaluate_report(
+    report = evaluate_runs(
         rankings,
         truth,
         parse_ks(k),
-        impressions_path=impressions,
-        items_path=items,
-        train_path=train,
+        impressions=impressions,
+        items=items,
+        train=train,
         ci=ci,
         resamples=bootstrap,
         seed=seed,

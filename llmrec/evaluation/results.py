@@ -189,8 +189,14 @@ def accounting(result: Evaluation | Report) -> str:
     longest = min(r.longest_list for r in report.runs)
     if longest < max(report.ks):
         text += f"; lists hold at most {longest} items, so metrics at larger k count only those"
+    return text + _statistics_note(report, "users")
+
+
+def _statistics_note(report: Report, unit: str) -> str:
+    """The end of the accounting: how intervals were drawn and what `*` marks."""
+    text = ""
     if report.resamples:
-        text += f"; 95% bootstrap intervals over users ({report.resamples:,} resamples)"
+        text += f"; 95% bootstrap intervals over {unit} ({report.resamples:,} resamples)"
     if report.comparisons:
         text += (
             f"; * = paired randomisation test p < {SIGNIFICANCE} against {run_labels(report)[0]}"
@@ -212,10 +218,4 @@ def _impression_accounting(report: Report) -> str:
         for label, run in zip(run_labels(report), report.runs, strict=True)
     )
     text += f"; without any item of the user's list (all tied): {unscored}"
-    if report.resamples:
-        text += f"; 95% bootstrap intervals over impressions ({report.resamples:,} resamples)"
-    if report.comparisons:
-        text += (
-            f"; * = paired randomisation test p < {SIGNIFICANCE} against {run_labels(report)[0]}"
-        )
-    return text
+    return text + _statistics_note(report, "impressions")
