@@ -55,7 +55,6 @@ class ImpressionLog:
     items: pa.Array  # item id of each row
     clicked: np.ndarray  # bool per row
     converted: np.ndarray | None  # bool per row, when the log has a `converted` column
-    source: str = "impressions"
 
 
 def read_impressions(path: str) -> ImpressionLog:
@@ -85,7 +84,6 @@ def read_impressions(path: str) -> ImpressionLog:
         items=table.column("item_id").combine_chunks(),
         clicked=_flags(path, table, "clicked"),
         converted=converted,
-        source=path,
     )
 
 
