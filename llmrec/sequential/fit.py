@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.nn import functional
 
+from ..embedding.encoder import pick_device as check_device
 from ..options import TrainOptions, parse_duration
 from .network import SequenceModel, last_states, unit
 from .sequences import Events, recent, windows
@@ -54,10 +55,11 @@ class Catalog:
 
 
 def pick_device(name: str) -> torch.device:
-    """auto → cuda when available, else cpu."""
+    """auto → cuda when available, else cpu; an explicit device must exist (checked, and
+    refused in one line, as `embed --device` is)."""
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(check_device(name))
 
 
 def train_epoch(

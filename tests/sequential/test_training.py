@@ -15,9 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from conftest import run_cli
 
+CUDA = torch.cuda.is_available()
 SMALL = ["--dim", "16", "--heads", "2", "--max-len", "8", "--batch-size", "32"]
 # Small models train fastest on one thread (and two test workers share the two cores).
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -145,6 +147,11 @@ def test_rank_by_the_model_from_history_or_profiles_gives_the_same_bytes(
         (["rank", "--model", "{empty}"], "not a model folder from 'llmrec train'"),
         (["train", "--dim", "30", "--heads", "4"], "--dim 30 must be a multiple of --heads"),
         (["train", "--item-ids", "maybe"], "--item-ids 'maybe'"),
+        pytest.param(
+            ["train", "--device", "cuda"],
+            "--device cuda: no CUDA GPU is available here",
+            marks=pytest.mark.skipif(CUDA, reason="a CUDA GPU is here"),
+        ),
         (["profile", "--model", "{model}", "--strategy", "decay", "--half-life", "3"], "leave out"),
     ],
 )
