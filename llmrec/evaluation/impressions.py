@@ -56,6 +56,17 @@ class ImpressionLog:
     clicked: np.ndarray  # bool per row
     converted: np.ndarray | None  # bool per row, when the log has a `converted` column
 
+    def counts(self) -> dict[str, int]:
+        """How many impressions the log holds, and how many have a click (and a conversion)."""
+
+        def having(flags: np.ndarray) -> int:
+            return int((np.bincount(self.impression, flags, len(self.names)) > 0).sum())
+
+        counts = {"evaluated": len(self.names), "with_click": having(self.clicked)}
+        if self.converted is not None:
+            counts["with_conversion"] = having(self.converted)
+        return counts
+
 
 def read_impressions(path: str) -> ImpressionLog:
     """Read `impression_id,user_id,item_id,clicked[,converted]` rows, checking that every
@@ -122,7 +133,7 @@ def run_scores(log: ImpressionLog, run: pa.Table) -> np.ndarray:
     A (user, item) listed twice keeps its best score."""
     log_users, run_users = _shared_codes([log.users, run.column("user_id")])
     log_items, run_items = _shared_codes([log.items, run.column("item_id")])
-    n_items = int(max(log_items.max(initial=-1), run_items.max(initial=-1))) + 2
+    n_items = int(max(log_items.max(initial=-1), run_items.max(initial=-1))) + 1
     value = _run_values(run)
     valid = (run_users >= 0) & (run_items >= 0)
     run_keys, value = (run_users * n_items + run_items)[valid], value[valid]

@@ -107,11 +107,8 @@ def evaluate_impression_files(
 ) -> list[Evaluation]:
     """Score every run on the impressions of one log (see evaluation.impressions)."""
     log = read_impressions(impressions_path)
-    clicked = np.bincount(log.impression, weights=log.clicked, minlength=len(log.names)) > 0
-    counts = {"evaluated": len(log.names), "with_click": int(clicked.sum())}
-    if log.converted is not None:
-        converted = np.bincount(log.impression, weights=log.converted, minlength=len(log.names))
-        counts["with_conversion"] = int((converted > 0).sum())
+    counts = log.counts()
+    users = int(pd.unique(log.users.to_numpy(zero_copy_only=False)).size)
     results = []
     for path in rankings_paths:
         per_impression, unscored = evaluate_impressions(log, read_rankings(path), ks)
@@ -119,7 +116,7 @@ def evaluate_impression_files(
             Evaluation(
                 ks=sorted({*ks, *MIND_KS}),
                 per_user=per_impression,
-                users_evaluated=int(pd.unique(log.users.to_numpy(zero_copy_only=False)).size),
+                users_evaluated=users,
                 users_missing=0,
                 users_ignored=0,
                 longest_list=max(ks),
