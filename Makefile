@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	echo "$(TORCH_PIN)" > $(CONSTRAINTS)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH_PIN)"
-	$(BIN)/pip install -q -c $(CONSTRAINTS) -e ".[test,plot,bench,ray]"
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e ".[test,plot,bench,ray,ann]"
 	$(BIN)/python scripts/warm_jit.py
 	touch $(STAMP)
 

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from ..options import BASELINES, HistoryColumns, RankOptions, Weighting
+from ..options import (
+    ANN_INDEXES,
+    BASELINES,
+    GPU_DEVICES,
+    HistoryColumns,
+    RankOptions,
+    SearchOptions,
+    Weighting,
+)
 from .common import (
     Concurrency,
     Debug,
@@ -137,6 +145,51 @@ def rank(
             "only: not with --baseline, --interests or cooc/ease/pop blends.",
         ),
     ] = False,
+    device: Annotated[
+        str,
+        typer.Option(
+            rich_help_panel="Search",
+            help=f"{' | '.join(GPU_DEVICES)}: where vector tiles are scored (auto: a CUDA GPU if "
+            "there is one); exact in float32 (with --fast: bfloat16, re-scored in float32).",
+        ),
+    ] = "auto",
+    index: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel="Search",
+            help=f"{' | '.join(ANN_INDEXES)}: search a faiss index instead of every item "
+            "(approximate; for catalogs of millions; needs llmrec[ann]).",
+        ),
+    ] = None,
+    index_path: Annotated[
+        str | None,
+        typer.Option(
+            rich_help_panel="Search",
+            help="Keep the --index here; reused while the item vectors are unchanged.",
+        ),
+    ] = None,
+    nprobe: Annotated[
+        int | None,
+        typer.Option(
+            rich_help_panel="Search",
+            help="IVF lists each user scans: more is slower and finds more [default: 1/32 of "
+            "them, at least 16].",
+        ),
+    ] = None,
+    ef_search: Annotated[
+        int | None,
+        typer.Option(
+            rich_help_panel="Search",
+            help="HNSW search beam: more is slower and finds more [default: 128].",
+        ),
+    ] = None,
+    recall_check: Annotated[
+        int,
+        typer.Option(
+            rich_help_panel="Search",
+            help="Rank N random users exactly too and print the index's recall@k.",
+        ),
+    ] = 0,
     config: Annotated[
         str | None,
         typer.Option(
@@ -170,7 +223,7 @@ def rank(
     from ..ranking.blend import parse_blend
     from ..ranking.run import rank_to_file
 
-    check_outputs([output], [items, users, user_history, config, model])
+    check_outputs([output], [items, users, user_history, config, model, index_path])
     weighting = told_weighting(ctx, weighting)
     if config:
         tuned, weighting = tuned_options(ctx, config, user_history, weighting or Weighting(), quiet)
@@ -191,6 +244,14 @@ def rank(
         interests=interests,
         fast=fast,
         model=model,
+        search=SearchOptions(
+            device=device,
+            index=index,
+            index_path=index_path,
+            nprobe=nprobe,
+            ef_search=ef_search,
+            recall_check=recall_check,
+        ),
     )
     ray = ray_options(engine, ray_address, concurrency)
     started = time.perf_counter()
@@ -212,6 +273,10 @@ def rank(
         f"{result.users:,} users × {result.items:,} items → {result.rows:,} rows in "
         f"{'stdout' if output == '-' else output}, {time.perf_counter() - started:.1f} s"
     ]
+    if result.device != "cpu":
+        notes.append(f"scored on {result.device}")
+    if result.search is not None:
+        notes.append(result.search.summary())
     if k > result.items:
         notes.append(f"k={k} is more than the {result.items:,} items in the catalog")
     if result.history is not None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ..options import ITEM_IDS, TRAIN_DEVICES, HistoryColumns, TrainOptions
+from ..options import GPU_DEVICES, ITEM_IDS, HistoryColumns, TrainOptions
 from .common import Debug, Quiet, check_outputs, command, history_note, progress, say
 
 MODEL = "Model"
@@ -76,7 +76,7 @@ def train(
     ] = 200_000,
     device: Annotated[
         str,
-        typer.Option(help=f"{' | '.join(TRAIN_DEVICES)}; GPUs train in bfloat16 autocast."),
+        typer.Option(help=f"{' | '.join(GPU_DEVICES)}; GPUs train in bfloat16 autocast."),
     ] = "auto",
     seed: Annotated[int, typer.Option(help="Same seed, same weights (on the CPU).")] = 0,
     user_col: Annotated[str, typer.Option(help="User id column of HISTORY.")] = "user_id",

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.device import pick_device
 from ..errors import ModelError
 from ..options import DEVICES, DTYPES, POOLINGS, Device, DType, Pooling, check_choice, flag
 
@@ -110,27 +111,6 @@ def default_pooling(folder: Path) -> Pooling:
         if modes.get("pooling_mode_lasttoken"):
             return "last"
     return "mean"
-
-
-def pick_device(device: Device) -> Device:
-    """Resolve `auto` to the best available torch device; check an explicit one exists."""
-    import torch
-
-    if device == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelError(
-            f"{flag('device')} cuda: no CUDA GPU is available here; use {flag('device')} cpu"
-        )
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise ModelError(
-            f"{flag('device')} mps: Apple MPS is not available here; use {flag('device')} cpu"
-        )
-    return device
 
 
 @dataclass

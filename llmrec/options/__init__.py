@@ -8,20 +8,22 @@ line's `--half-life` for the field `half_life`.
 
 from ..errors import flag
 from .choices import (
+    ANN_INDEXES,
     BASELINES,
     BLEND_PARTS,
     DEVICES,
     DTYPES,
     ENGINES,
+    GPU_DEVICES,
     INFO_FORMATS,
     ITEM_IDS,
     POOLINGS,
     PROFILE_STRATEGIES,
     REPORT_FORMATS,
     SPLIT_STRATEGIES,
-    TRAIN_DEVICES,
     TUNE_METRICS,
     WEIGHT_MODES,
+    AnnIndex,
     Baseline,
     BlendPart,
     Device,
@@ -40,10 +42,13 @@ from .choices import (
     parse_half_life,
 )
 from .learning import TrainOptions, TuneOptions
-from .stages import EmbedOptions, HistoryColumns, RankOptions, SplitOptions
+from .stages import EmbedOptions, HistoryColumns, RankOptions, SearchOptions, SplitOptions
 from .weighting import Weighting
 
 __all__ = [
+    "ANN_INDEXES",
+    "AnnIndex",
+    "SearchOptions",
     "BASELINES",
     "BLEND_PARTS",
     "DEVICES",
@@ -55,7 +60,7 @@ __all__ = [
     "PROFILE_STRATEGIES",
     "REPORT_FORMATS",
     "SPLIT_STRATEGIES",
-    "TRAIN_DEVICES",
+    "GPU_DEVICES",
     "TUNE_METRICS",
     "WEIGHT_MODES",
     "Baseline",

@@ -41,7 +41,9 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
 
 ItemIds = Literal["auto", "on", "off", "only"]
 ITEM_IDS: tuple[str, ...] = get_args(ItemIds)
-TRAIN_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+GPU_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")  # train and rank: CUDA or the CPU
+AnnIndex = Literal["ivf", "hnsw"]
+ANN_INDEXES: tuple[str, ...] = get_args(AnnIndex)
 
 TuneMetric = Literal["ndcg", "recall", "hit_rate", "mrr"]
 TUNE_METRICS: tuple[str, ...] = get_args(TuneMetric)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InputError, flag
-from .choices import ITEM_IDS, TRAIN_DEVICES, TUNE_METRICS, ItemIds, check_choice, parse_duration
+from .choices import GPU_DEVICES, ITEM_IDS, TUNE_METRICS, ItemIds, check_choice, parse_duration
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class TrainOptions:
 
     def __post_init__(self) -> None:
         check_choice("item_ids", self.item_ids, ITEM_IDS)
-        check_choice("device", self.device, TRAIN_DEVICES)
+        check_choice("device", self.device, GPU_DEVICES)
         for name in ("max_len", "dim", "layers", "heads", "epochs", "batch_size", "negatives"):
             if getattr(self, name) < 1:
                 raise InputError(f"{flag(name)} {getattr(self, name)}: must be at least 1")

@@ -7,11 +7,14 @@ from dataclasses import dataclass
 
 from ..errors import InputError, flag
 from .choices import (
+    ANN_INDEXES,
     BASELINES,
     BLEND_PARTS,
     DEVICES,
     DTYPES,
+    GPU_DEVICES,
     SPLIT_STRATEGIES,
+    AnnIndex,
     Baseline,
     Device,
     DType,
@@ -83,6 +86,46 @@ class HistoryColumns:
 
 
 @dataclass(frozen=True)
+class SearchOptions:
+    """How `rank` finds each user's top k by vectors: exactly, on `device` (auto: a CUDA GPU
+    when there is one), or approximately through a faiss `index` (ivf or hnsw, on the CPU),
+    kept at `index_path` and reused while the item vectors are unchanged. `nprobe` (ivf) and
+    `ef_search` (hnsw) trade speed for recall [default: chosen by the index's size];
+    `recall_check` users, drawn at random, are ranked exactly too, to measure recall@k."""
+
+    device: str = "auto"
+    index: AnnIndex | None = None
+    index_path: str | None = None
+    nprobe: int | None = None
+    ef_search: int | None = None
+    recall_check: int = 0
+
+    def __post_init__(self) -> None:
+        check_choice("device", self.device, GPU_DEVICES)
+        if self.index is None:
+            for name in ("index_path", "nprobe", "ef_search"):
+                if getattr(self, name) is not None:
+                    raise InputError(f"{flag(name)} needs {flag('index')} ivf or hnsw")
+            if self.recall_check:
+                raise InputError(f"{flag('recall_check')} needs {flag('index')} ivf or hnsw")
+            return
+        check_choice("index", self.index, ANN_INDEXES)
+        if self.device == "cuda":
+            raise InputError(
+                f"{flag('index')} searches on the CPU (faiss-cpu); drop {flag('device')} cuda, "
+                "or rank exactly on the GPU without an index"
+            )
+        wrong = {"ivf": "ef_search", "hnsw": "nprobe"}[self.index]
+        if getattr(self, wrong) is not None:
+            raise InputError(f"{flag(wrong)} does not apply to {flag('index')} {self.index}")
+        for name in ("nprobe", "ef_search"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise InputError(f"{flag(name)} {getattr(self, name)}: must be at least 1")
+        if self.recall_check < 0:
+            raise InputError(f"{flag('recall_check')} {self.recall_check}: must be 0 or more")
+
+
+@dataclass(frozen=True)
 class RankOptions:
     """How `rank` scores and what it writes: top `k` per user, by text (optionally `blend`ed with
     item-to-item models, popularity and a trained model), or by a `baseline`; explained,
@@ -105,8 +148,11 @@ class RankOptions:
     fast: bool = False
     budget_bytes: int | None = None  # memory for one block of scores [default: 256 MiB]
     model: str | None = None  # a model folder from `train`: the `seq` blend part
+    search: SearchOptions = SearchOptions()
 
     def __post_init__(self) -> None:
+        if self.fast and self.search.index:
+            raise InputError(f"{flag('fast')} and {flag('index')}: choose one")
         if self.blend and self.blend.get("seq") and not self.model:
             raise InputError(
                 f"{flag('blend')} seq needs {flag('model')} (a folder from llmrec train)"

@@ -9,11 +9,14 @@ import numpy as np
 import pandas as pd
 
 from ..data.history import History, Seen
+from ..engine.device import pick_device
 from ..engine.ray import RayOptions
 from ..errors import InputError
 from ..io.atomic import open_output
+from ..io.csv_blocks import write_csv_block
 from ..options import HistoryColumns, RankOptions
 from ..profiles import Weighting
+from .ann import Approximate, SearchReport
 from .diversify import diversify
 from .explain import Explainer
 from .plan import plan
@@ -37,6 +40,8 @@ def rank_blocks(
     diversity: tuple[float, np.ndarray] | None = None,
     fast: bool = False,
     ray: RayOptions | None = None,
+    device: str = "cpu",
+    ann: Approximate | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield ranking rows (user_id, rank, item_id, score[, because]) block by block, in user
     order.
@@ -44,7 +49,8 @@ def rank_blocks(
     Users and items must be sorted by id so that the output is sorted by user and ties fall
     to the smaller item id. Seen items get −inf and never appear in the output. `diversity`
     (λ, item vectors) re-ranks the top candidates by maximal marginal relevance. A tiled scorer
-    may score in bfloat16 first (`fast`) and spread its user blocks over a Ray cluster (`ray`).
+    may score in bfloat16 first (`fast`), score on a GPU (`device`), ask a faiss index instead
+    (`ann`), or spread its user blocks over a Ray cluster (`ray`).
     """
     if k < 1:
         raise InputError(f"-k {k}: must be at least 1")
@@ -52,9 +58,16 @@ def rank_blocks(
         raise InputError(FAST_ONLY_VECTORS)
     if ray is not None and not scorer.tiled:
         raise InputError(RAY_ONLY_VECTORS)
+    if (ann is not None or device != "cpu") and not scorer.tiled:
+        raise InputError(SEARCH_ONLY_VECTORS)
+    if ann is not None and ray is not None:
+        raise InputError("--index searches in this process; not with --engine ray")
     kk = min(k, len(item_ids))
     fetch = min(max(5 * k, 50), len(item_ids)) if diversity else kk
-    tops = scorer.top_k(len(user_ids), len(item_ids), fetch, seen, budget_bytes, fast=fast, ray=ray)
+    tops = scorer.top_k(
+        len(user_ids), len(item_ids), fetch, seen, budget_bytes,
+        fast=fast, ray=ray, device=device, ann=ann,
+    )  # fmt: skip
     return _frames(tops, user_ids, item_ids, scorer, kk, on_block, explainer, diversity)
 
 
@@ -88,6 +101,12 @@ FAST_ONLY_VECTORS = (
 )
 
 
+SEARCH_ONLY_VECTORS = (
+    "--device cuda and --index rank by user and item vectors; not --baseline, --interests or "
+    "blends with cooc, ease or pop (those score on the CPU, exactly)"
+)
+
+
 RAY_ONLY_VECTORS = (
     "--engine ray ranks by user and item vectors; not with --baseline, --interests or blends "
     "with cooc, ease or pop (use --engine local)"
@@ -115,7 +134,7 @@ def write_rankings(blocks: Iterator[pd.DataFrame], handle, explained: bool = Fal
     handle.write(",".join(RANKING_COLUMNS + (["because"] if explained else [])) + "\n")
     rows = 0
     for frame in blocks:
-        frame.to_csv(handle, header=False, index=False, float_format="%.6f", lineterminator="\n")
+        write_csv_block(frame, handle, fixed=("score",))
         rows += len(frame)
     return rows
 
@@ -129,7 +148,21 @@ class RankResult:
     rows: int
     history: History | None
     recommended: bool = False  # ranked by the recommended recipe (nothing else was told)
+    device: str = "cpu"  # where the vector tiles were scored
+    search: SearchReport | None = None  # what an approximate search did (--index)
     frame: pd.DataFrame | None = None
+
+
+def rank_device(device: str, tiled: bool, on_ray: bool) -> str:
+    """Where vector tiles are scored: `auto` is a CUDA GPU when there is one and the scores are
+    plain dot products ranked in this process, else the CPU; an explicit `cuda` must exist."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if tiled and not on_ray and torch.cuda.is_available() else "cpu"
+    if device == "cuda" and on_ray:
+        raise InputError("--device cuda ranks in this process; not with --engine ray")
+    return pick_device(device)
 
 
 def rank_to_file(
@@ -154,13 +187,18 @@ def rank_to_file(
     scoring only; see `on_ray.top_k_on_ray`). Options left unset are chosen by
     `recipe.choose_recipe`: the recommended recipe when users are profiled from a history.
     """
+    if options.search.device == "cuda":
+        pick_device("cuda")  # no GPU: say so before reading anything
     options, weighting, recommended = choose_recipe(
         options,
         weighting,
         profiles_from_history=users_path is None
         and history_path is not None
         and not (columns and columns.text_col),
-        text_only=options.fast or ray is not None,
+        text_only=options.fast
+        or ray is not None
+        or options.search.index is not None
+        or options.search.device == "cuda",
     )
     what = plan(
         items_path,
@@ -177,6 +215,8 @@ def rank_to_file(
     diversity = None
     if options.diversify_strength > 0:
         diversity = (options.diversify_strength, what.item_vectors)
+    device = rank_device(options.search.device, what.scorer.tiled, ray is not None)
+    ann = Approximate(options.search) if options.search.index else None
     blocks = rank_blocks(
         what.user_ids,
         what.item_ids,
@@ -189,10 +229,13 @@ def rank_to_file(
         diversity=diversity,
         fast=options.fast,
         ray=ray,
+        device=device,
+        ann=ann,
     )
     if on_start:
         on_start(len(what.user_ids))
-    result = RankResult(len(what.user_ids), len(what.item_ids), 0, history, recommended)
+    result = RankResult(len(what.user_ids), len(what.item_ids), 0, history, recommended, device)
+    result.search = ann.report if ann else None
     if output is None:
         frames = list(blocks)
         columns = RANKING_COLUMNS + (["because"] if what.explainer is not None else [])

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..data.history import Seen
+from ..engine.device import free_bytes
+from .item_blocks import ItemBlocks
 from .topk import (
     DEFAULT_BLOCK_BYTES,
     block_rows,
     exact_order,
+    float32_blas,
     merge_top_k,
     product,
     tile_top_k,
@@ -69,63 +73,67 @@ def vector_top_k(
     seen: Seen | None = None,
     budget_bytes: int = DEFAULT_BLOCK_BYTES,
     fast: bool = False,
+    device: str = "cpu",
 ) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
     """Yield (start, stop, values, columns): the top-k items by dot product of each block of
     users, ordered by (score desc, column asc), seen items −inf; k ≤ the number of items.
 
     Exact by default. `fast` scores in bfloat16 and re-scores 3k candidates in float32 (see the
-    module docstring); the returned scores are always float32 dot products.
+    module docstring); the returned scores are always float32 dot products. Tiles are scored,
+    masked and searched on `device` ("cpu" or a CUDA device; see `item_blocks`), whose blocks
+    may take more memory than `budget_bytes` (`device_budget`); results come back to the host.
     """
     import torch
 
-    fetch, rows, step = tile_plan(len(items), items.shape[1], k, fast, budget_bytes)
+    where = torch.device(device)
+    if where.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # exact means float32, not TensorFloat-32
+    budget = device_budget(where, budget_bytes)
+    fetch, rows, step = tile_plan(len(items), items.shape[1], k, fast, budget)
     dtype = torch.bfloat16 if fast else torch.float32
-    tiles = Tiles.of(torch.from_numpy(items), dtype, rows, step, budget_bytes)
-    rescore = Rescorer(torch.from_numpy(items), k, budget_bytes) if fast else None
+    catalog = torch.from_numpy(items)
+    tiles = Tiles.of(ItemBlocks.of(catalog, dtype, step, where, budget), rows)
+    rescore = Rescorer(catalog, k, budget, where)
     for start in range(0, len(users), rows):
         stop = min(start + rows, len(users))
-        block = torch.from_numpy(users[start:stop])
+        block = torch.from_numpy(users[start:stop]).to(where)
         pairs = _seen_pairs(seen, start, stop)
         values, columns = tiles.top_k(block.to(dtype), fetch, pairs)
-        if rescore is not None:
+        if fast:
             values, columns = rescore(block, values, columns, pairs)
-        yield start, stop, values, columns
+        yield start, stop, values.cpu(), columns.cpu()
+
+
+def device_budget(device: torch.device, budget_bytes: int) -> int:
+    """Bytes for one tile's scores and candidates: the caller's budget on the CPU; on a GPU at
+    least that, and up to an eighth of its free memory (a tile of a few thousand users scored
+    against 65,536 items keeps the GPU busy)."""
+    free = free_bytes(device)
+    return budget_bytes if free is None else max(budget_bytes, min(free // 8, 4 * 2**30))
 
 
 @dataclass
 class Tiles:
-    """How a block of users meets the catalog: item blocks of `step` rows, scored into a reused
-    buffer in its dtype. Float32 tiles give the exact top-k (ties by column); bfloat16 tiles
-    only pick candidates, from items converted once (`converted`) or tile by tile."""
+    """How a block of users meets the catalog: item blocks of `step` rows (`ItemBlocks`), scored
+    into a reused buffer in their dtype on their device. Float32 tiles give the exact top-k
+    (ties by column); bfloat16 tiles only pick candidates."""
 
-    items: torch.Tensor  # float32 (items, dim)
-    step: int
+    blocks: ItemBlocks
     buffer: torch.Tensor  # room for one tile's scores, in the scoring dtype
-    converted: torch.Tensor | None = None  # the items in the scoring dtype
 
     @classmethod
-    def of(
-        cls, items: torch.Tensor, dtype: torch.dtype, rows: int, step: int, budget_bytes: int
-    ) -> Tiles:
-        """Tiles of up to rows × step scores in `dtype`, converting the items up front if the
-        converted copy fits the budget."""
+    def of(cls, blocks: ItemBlocks, rows: int) -> Tiles:
+        """Tiles of up to rows × blocks.step scores."""
         import torch
 
-        fits = dtype != items.dtype and items.numel() * dtype.itemsize <= budget_bytes
-        buffer = torch.empty(rows * step, dtype=dtype)
-        return cls(items, step, buffer, items.to(dtype) if fits else None)
+        buffer = torch.empty(rows * blocks.step, dtype=blocks.dtype, device=blocks.device)
+        return cls(blocks, buffer)
 
     @property
     def exact(self) -> bool:
-        return self.buffer.dtype == self.items.dtype
+        import torch
 
-    def item_block(self, a: int, b: int) -> torch.Tensor:
-        """Item rows [a, b) in the scoring dtype."""
-        if self.exact:
-            return self.items[a:b]
-        if self.converted is not None:
-            return self.converted[a:b]
-        return self.items[a:b].to(self.buffer.dtype)
+        return self.buffer.dtype == torch.float32
 
     def top_k(
         self, users: torch.Tensor, k: int, seen: tuple[np.ndarray, np.ndarray]
@@ -133,18 +141,18 @@ class Tiles:
         """Top-k of a block of users (in the scoring dtype) over every item block, merged as the
         blocks go. Exact tiles keep (score desc, column asc) order throughout.
 
-        Float32 products run on numpy's BLAS threads, whose workers keep spinning for a while
-        after each product; torch's own threads would fight them for the cores, so exact
-        tiles are searched on one torch thread (faster on the whole than two).
+        Float32 products through numpy's BLAS leave its workers spinning for a while after each
+        product; torch's own threads would fight them for the cores, so those tiles are
+        searched on one torch thread (faster on the whole than two).
         """
         import torch
 
-        threads = 1 if self.exact else torch.get_num_threads()
+        numpy_blas = self.exact and self.buffer.device.type == "cpu" and float32_blas() == "numpy"
+        threads = 1 if numpy_blas else torch.get_num_threads()
         best = None
-        for a in range(0, len(self.items), self.step):
-            b = min(a + self.step, len(self.items))
+        for a, b, item_block in self.blocks:
             tile = self.buffer[: len(users) * (b - a)].view(len(users), b - a)
-            product(users, self.item_block(a, b), out=tile)
+            product(users, item_block, out=tile)
             with torch_threads(threads):
                 _mask_seen(tile, seen, a, b)
                 values, columns = tile_top_k(tile, min(k, b - a), self.exact)
@@ -171,7 +179,8 @@ def _mask_seen(tile: torch.Tensor, seen: tuple[np.ndarray, np.ndarray], a: int, 
     rows, columns = seen
     lo, hi = np.searchsorted(columns, [a, b])
     if hi > lo:
-        tile[torch.from_numpy(rows[lo:hi]), torch.from_numpy(columns[lo:hi] - a)] = -torch.inf
+        at = torch.from_numpy(rows[lo:hi]).to(tile.device), torch.from_numpy(columns[lo:hi] - a)
+        tile[at[0], at[1].to(tile.device)] = -torch.inf
 
 
 @dataclass
@@ -179,9 +188,18 @@ class Rescorer:
     """Fast mode's finish for a block of users: float32 dot products of each user's candidates,
     their exact top-k, and users too close to call in bfloat16 ranked again in float32."""
 
-    items: torch.Tensor  # float32 (items, dim)
+    items: torch.Tensor  # float32 (items, dim), on the host
     k: int
     budget_bytes: int
+    device: torch.device
+
+    @cached_property
+    def exact_blocks(self) -> ItemBlocks:
+        """The catalog in float32 on the device, made when a first user needs ranking again."""
+        import torch
+
+        step = tile_shape(len(self.items), self.k, self.budget_bytes)[1]
+        return ItemBlocks.of(self.items, torch.float32, step, self.device, self.budget_bytes)
 
     def __call__(
         self,
@@ -193,18 +211,19 @@ class Rescorer:
         """The exact top-k of each user's candidates (`rough`: bfloat16 scores, descending)."""
         import torch
 
-        exact = torch.bmm(self.items[columns], users.unsqueeze(2)).squeeze(2)
+        candidates = self.items[columns.cpu()].to(self.device)
+        exact = torch.bmm(candidates, users.unsqueeze(2)).squeeze(2)
         exact = exact.masked_fill(rough == -torch.inf, -torch.inf)
         unsure = self.too_close(users, rough, exact).nonzero().squeeze(1)
         values, columns = exact_order(exact, columns)
         values, columns = values[:, : self.k], columns[:, : self.k]
         if not len(unsure):
             return values, columns
-        rows, step = tile_shape(len(self.items), self.k, self.budget_bytes)
-        tiles = Tiles.of(self.items, torch.float32, min(rows, len(unsure)), step, 0)
+        rows = tile_shape(len(self.items), self.k, self.budget_bytes)[0]
+        tiles = Tiles.of(self.exact_blocks, min(rows, len(unsure)))
         for start in range(0, len(unsure), rows):
             redo = unsure[start : start + rows]
-            again = _subset_pairs(seen, redo.numpy(), len(users))
+            again = _subset_pairs(seen, redo.cpu().numpy(), len(users))
             values[redo], columns[redo] = tiles.top_k(users[redo], self.k, again)
         return values, columns
 
@@ -220,7 +239,9 @@ class Rescorer:
         import torch
 
         if rough.shape[1] >= len(self.items):
-            return torch.zeros(len(users), dtype=torch.bool)  # every item is a candidate
+            return torch.zeros(
+                len(users), dtype=torch.bool, device=users.device
+            )  # every item is a candidate
         norm = users.norm(dim=1, keepdim=True)
         finite = torch.isfinite(rough)
         error = ((rough.float() - exact).abs() / norm).where(finite & (norm > 0), 0).max()

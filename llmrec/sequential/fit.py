@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from ..embedding.encoder import pick_device as check_device
+from ..engine.device import pick_device as check_device
 from ..options import TrainOptions, parse_duration
 from .network import SequenceModel, last_states, unit
 from .sequences import Events, recent, windows

@@ -3,8 +3,8 @@
 Every scorer is called with a range of user rows and returns their (users × items) scores.
 What a kind of scorer supports beyond that, it declares: a `tiled` scorer (plain dot products
 of user and item vectors) is ranked tile by tile instead of a whole score block at a time,
-which is what makes `--fast` (bfloat16 tiles) and `--engine ray` (user blocks as Ray tasks)
-possible; it also gives the score written for each chosen item.
+which is what makes `--fast` (bfloat16 tiles), `--device cuda` (tiles on a GPU), `--index`
+(a faiss index instead of tiles) and `--engine ray` (user blocks as Ray tasks) possible; it also gives the score written for each chosen item.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import torch
 
     from ...engine.ray import RayOptions
+    from ..ann import Approximate
 
 Tops = Iterator[tuple[int, int, "torch.Tensor", "torch.Tensor"]]  # (start, stop, values, columns)
 
@@ -27,7 +28,7 @@ Tops = Iterator[tuple[int, int, "torch.Tensor", "torch.Tensor"]]  # (start, stop
 class Scorer(ABC):
     """Scores for users [start, stop) against every item: a (stop − start, items) tensor."""
 
-    tiled: ClassVar[bool] = False  # ranked by tiles: --fast and --engine ray apply
+    tiled: ClassVar[bool] = False  # ranked by tiles: --fast, --device, --index, --engine ray
 
     @abstractmethod
     def __call__(self, start: int, stop: int) -> torch.Tensor: ...
@@ -42,9 +43,12 @@ class Scorer(ABC):
         *,
         fast: bool = False,
         ray: RayOptions | None = None,
+        device: str = "cpu",
+        ann: Approximate | None = None,
     ) -> Tops:
         """Yield (start, stop, values, columns): each block of users' top k, ordered by (score
-        desc, column asc), seen items excluded (−inf). Untiled scorers score whole blocks."""
+        desc, column asc), seen items excluded (−inf). Untiled scorers score whole blocks, on
+        the CPU; tiled ones score tiles on `device`, or ask a faiss index (`ann`)."""
         return scored_top_k(self, n_users, n_items, k, seen, budget_bytes)
 
     def written_scores(

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ...data.history import History, Seen
 from ...io.vectors import VectorTable
+from ..ann import Approximate, ann_top_k
 from ..on_ray import top_k_on_ray
 from ..tiles import vector_top_k
 from ..topk import exact_order, pair_scores
@@ -57,10 +58,20 @@ class VectorScorer(WideItems, Scorer):
         *,
         fast: bool = False,
         ray: RayOptions | None = None,
+        device: str = "cpu",
+        ann: Approximate | None = None,
     ) -> Tops:
+        if ann is not None:
+            return ann_top_k(self.users, self.items, k, seen, budget_bytes, ann)
         if ray is None:
             return vector_top_k(
-                self.users, self.items, k, seen=seen, budget_bytes=budget_bytes, fast=fast
+                self.users,
+                self.items,
+                k,
+                seen=seen,
+                budget_bytes=budget_bytes,
+                fast=fast,
+                device=device,
             )
         return top_k_on_ray(
             self.users, self.items, k, seen=seen, budget_bytes=budget_bytes, fast=fast, options=ray
