@@ -300,35 +300,60 @@ def re_embed(folder: Path, n_items: int, dtype: str, seed: int) -> dict:
     return {"seconds": full["seconds"], "rss_kib": full["rss_kib"]}
 
 
-def memory(folder: Path, small: dict, n_small: int, n_large: int, dtype: str, seed: int) -> None:
-    """Peak RSS of a full embed at two catalog sizes, extrapolated linearly to 1M items."""
-    write_items(folder / "large.csv", product_texts(n_large, seed + 2))
-    large = run_child(
-        __file__, "embed", dtype, str(folder / "large.parquet"), str(folder / "large.csv")
-    )
-    large = large["runs"][0]
-    per_row = max(0.0, (large["rss_kib"] - small["rss_kib"]) * 1024 / (n_large - n_small))
-    at_million = (small["rss_kib"] * 1024 + per_row * (1_000_000 - n_small)) / 2**30
-    print(f"memory of a full embed ({dtype}), peak RSS of the whole process:")
-    for n, run in ((n_small, small), (n_large, large)):
-        print(f"  {n:>9,} items  {run['rss_kib'] / 1024:5.0f} MiB  ({run['seconds']:.0f} s)")
+def child_read(path: str) -> None:
+    """Read an item CSV as embed does (ids, texts, hashes) and nothing else: what a run keeps."""
+    from llmrec.embedding.texts import read_item_texts
+
+    items = read_item_texts(path, template="{title}")
+    report_child({"rss_kib": peak_rss_kib(), "rows": len(items)})
+
+
+def memory(folder: Path, sizes: list[int], dtype: str, seed: int) -> None:
+    """Peak RSS of the whole `llmrec embed` command at each catalog size, and how it grows per
+    item beyond what reading the items alone takes (their ids and texts, which a run keeps)."""
+    runs = []
+    for n in sizes:
+        items, output = folder / f"memory-{n}.csv", folder / f"memory-{n}.parquet"
+        write_items(items, product_texts(n, seed + 2))
+        run = run_command(embed_command(items, output, dtype))
+        run["read_kib"] = run_child(__file__, "read", str(items))["rss_kib"]
+        runs.append(run)
+        items.unlink()
+        output.unlink()
+    print(f"memory of a full embed ({dtype}), peak RSS of the whole command:")
+    for n, run in zip(sizes, runs, strict=True):
+        print(
+            f"  {n:>9,} items  {run['rss_kib'] / 1024:6.0f} MiB  ({run['seconds']:.0f} s; "
+            f"reading the items alone {run['read_kib'] / 1024:.0f} MiB)"
+        )
+    (n0, first), (n1, last) = (sizes[0], runs[0]), (sizes[-1], runs[-1])
+    growth = (last["rss_kib"] - first["rss_kib"]) * 1024 / (n1 - n0)
+    kept = (last["read_kib"] - first["read_kib"]) * 1024 / (n1 - n0)
     print(
-        f"  growth {per_row:.0f} bytes per item (its vector alone is 1,536); "
-        f"1M items ≈ {at_million:.2f} GiB"
+        f"  growth {n0:,} → {n1:,}: {growth:.0f} bytes per item, of which {kept:.0f} are the ids "
+        f"and texts read (a vector alone is 1,536)"
     )
-    target("embed 1M short texts, peak RSS (extrapolated)", at_million, 2.0, " GiB")
+    if n1 >= 1_000_000:
+        target(f"embed {n1:,} short texts, peak RSS", last["rss_kib"] / 2**20, 2.0, " GiB")
+    target("embed growth per item beyond its id and text", growth - kept, 200, " bytes")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000, help="catalog of the re-embed test")
-    parser.add_argument("--large", type=int, default=300_000, help="larger catalog for memory")
+    parser.add_argument(
+        "--memory-sizes",
+        default="100000,300000,1000000",
+        help="catalog sizes of the memory runs (comma-separated; empty: none)",
+    )
+    parser.add_argument("--memory-only", action="store_true", help="only the memory runs")
     parser.add_argument("--dtype", default="bfloat16", help="dtype of the re-embed/memory runs")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        {"throughput": child_throughput, "embed": child_embed}[args.child[0]](*args.child[1:])
+        children = {"throughput": child_throughput, "embed": child_embed, "read": child_read}
+        children[args.child[0]](*args.child[1:])
         return 0
     print(
         f"machine: {machine()}; torch {version('torch')}, transformers {version('transformers')}, "
@@ -336,10 +361,12 @@ def main() -> int:
     )
     with tempfile.TemporaryDirectory(prefix="llmrec-bench-embed-") as tmp:
         folder = Path(tmp)
-        throughput(folder, args.seed)
-        small = re_embed(folder, args.items, args.dtype, args.seed)
-        if args.large:
-            memory(folder, small, args.items, args.large, args.dtype, args.seed)
+        if not args.memory_only:
+            throughput(folder, args.seed)
+            re_embed(folder, args.items, args.dtype, args.seed)
+        sizes = [int(n) for n in args.memory_sizes.split(",") if n]
+        if sizes:
+            memory(folder, sizes, args.dtype, args.seed)
     return 0
 
 
