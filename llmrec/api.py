@@ -1,8 +1,10 @@
 """The Python API: one verb per stage, the same stage functions the command line calls.
 
-Each verb takes paths and a typed options object (or its fields as keyword arguments). Given an
-output path it writes the file whole or not at all, as the command does, and returns what the
-run did; without one it writes nothing and returns the result in memory::
+Each verb takes its inputs as paths or in memory (pandas DataFrames, pyarrow Tables, the vector
+tables that `embed` and `profile` return), and a typed options object (or its fields as
+keyword arguments). Given an output path it writes the file whole or not at all, as the command
+does, and returns what the run did; without one it writes nothing and returns the result in
+memory::
 
     import llmrec
 
@@ -12,8 +14,10 @@ run did; without one it writes nothing and returns the result in memory::
     rankings = llmrec.rank("items.parquet", history="history.csv", k=10)  # a DataFrame
     report = llmrec.evaluate(rankings, heldout, ks=[5, 10])            # .to_frame(), .to_dict()
 
-`rank` and `evaluate` take rankings and truth as DataFrames or files; `tune` writes the
-config only when given a path; `train` writes a model folder, which `rank(model=...)` reads.
+An input held in memory is written to a temporary Parquet file for the run, so both ways are
+read and checked by the same code; an error names the argument ("the history DataFrame").
+`evaluate` takes rankings and truth as DataFrames or files; `tune` writes the config only when
+given a path; `train` writes a model folder, which `rank(model=...)` reads.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from .errors import InputError
 from .evaluation.lists import read_rankings, read_truth
 from .evaluation.results import Report
 from .evaluation.scoring import build_report, evaluate_report, evaluate_runs
+from .io.in_memory import Source, as_files
 from .io.vectors import VectorTable
 from .options import (
     EmbedOptions,
@@ -54,14 +59,14 @@ Table = pd.DataFrame
 
 @overload
 def split(
-    interactions: str, history_out: None = None, heldout_out: None = None, **fields: object
+    interactions: Source, history_out: None = None, heldout_out: None = None, **fields: object
 ) -> SplitResult: ...
 @overload
 def split(
-    interactions: str, history_out: str, heldout_out: str, **fields: object
+    interactions: Source, history_out: str, heldout_out: str, **fields: object
 ) -> SplitResult: ...
 def split(
-    interactions: str,
+    interactions: Source,
     history_out: str | None = None,
     heldout_out: str | None = None,
     options: SplitOptions | None = None,
@@ -73,17 +78,18 @@ def split(
     options = options or SplitOptions(**fields)
     if (history_out is None) != (heldout_out is None):
         raise InputError("give both history_out and heldout_out, or neither (kept in memory)")
-    if history_out is None:
-        return split_table(interactions, options)
-    return split_file(interactions, history_out, heldout_out, options)
+    with as_files(interactions=interactions) as paths:
+        if history_out is None:
+            return split_table(paths["interactions"], options)
+        return split_file(paths["interactions"], history_out, heldout_out, options)
 
 
 @overload
-def embed(items: str, output: None = None, **fields: object) -> VectorTable: ...
+def embed(items: Source, output: None = None, **fields: object) -> VectorTable: ...
 @overload
-def embed(items: str, output: str, **fields: object) -> EmbedResult: ...
+def embed(items: Source, output: str, **fields: object) -> EmbedResult: ...
 def embed(
-    items: str,
+    items: Source,
     output: str | None = None,
     options: EmbedOptions | None = None,
     *,
@@ -97,20 +103,23 @@ def embed(
     vectors bit for bit as the file. With `output`, streams them to Parquet (incremental and
     resumable; with `ray`, a folder of shards) and returns what the run did."""
     options = options or EmbedOptions(**fields)
-    if output is None:
-        if ray is not None:
-            raise InputError("embedding on Ray writes shards: give an output folder")
-        return embed_table(items, options)[0].with_shape_meta()
-    return embed_file(items, output, options, ray=ray)
+    if output is None and ray is not None:
+        raise InputError("embedding on Ray writes shards: give an output folder")
+    with as_files(items=items) as paths:
+        if output is None:
+            return embed_table(paths["items"], options)[0].with_shape_meta()
+        return embed_file(paths["items"], output, options, ray=ray)
 
 
 @overload
-def profile(history: str, items: str, output: None = None, **kwargs: object) -> VectorTable: ...
-@overload
-def profile(history: str, items: str, output: str, **kwargs: object) -> ProfileRun: ...
 def profile(
-    history: str,
-    items: str,
+    history: Source, items: Source, output: None = None, **kwargs: object
+) -> VectorTable: ...
+@overload
+def profile(history: Source, items: Source, output: str, **kwargs: object) -> ProfileRun: ...
+def profile(
+    history: Source,
+    items: Source,
     output: str | None = None,
     *,
     columns: HistoryColumns | None = None,
@@ -120,21 +129,29 @@ def profile(
     """Turn each user's history into a user vector (`llmrec profile`); with `model` (a folder
     from `train`), the model's user vectors. Without `output`, returns the user vector table;
     with it, writes the table and returns what the run did."""
-    run = profile_to_file(history, items, output, columns=columns, weighting=weighting, model=model)
+    with as_files(history=history, items=items) as paths:
+        run = profile_to_file(
+            paths["history"],
+            paths["items"],
+            output,
+            columns=columns,
+            weighting=weighting,
+            model=model,
+        )
     return run.users.with_shape_meta() if output is None else run
 
 
 @overload
-def rank(items: str | None, output: None = None, **kwargs: object) -> pd.DataFrame: ...
+def rank(items: Source | None, output: None = None, **kwargs: object) -> pd.DataFrame: ...
 @overload
-def rank(items: str | None, output: str, **kwargs: object) -> RankResult: ...
+def rank(items: Source | None, output: str, **kwargs: object) -> RankResult: ...
 def rank(
-    items: str | None,
+    items: Source | None,
     output: str | None = None,
     options: RankOptions | None = None,
     *,
-    users: str | None = None,
-    history: str | None = None,
+    users: Source | None = None,
+    history: Source | None = None,
     columns: HistoryColumns | None = None,
     weighting: Weighting | None = None,
     ray: RayOptions | None = None,
@@ -145,16 +162,17 @@ def rank(
     blend, baseline, explain, fast, …). Told no recipe, it profiles a history by the
     recommended one. Without `output`, returns the rankings as a DataFrame (user_id, rank,
     item_id, score[, because]); with it, writes the CSV in blocks and returns what it did."""
-    result = rank_to_file(
-        items,
-        output,
-        options or RankOptions(**fields),
-        users_path=users,
-        history_path=history,
-        columns=columns,
-        weighting=weighting,
-        ray=ray,
-    )
+    with as_files(items=items, users=users, history=history) as paths:
+        result = rank_to_file(
+            paths["items"],
+            output,
+            options or RankOptions(**fields),
+            users_path=paths["users"],
+            history_path=paths["history"],
+            columns=columns,
+            weighting=weighting,
+            ray=ray,
+        )
     return result.frame if output is None else result
 
 
@@ -201,8 +219,8 @@ def evaluate(
 
 
 def tune(
-    history: str,
-    items: str,
+    history: Source,
+    items: Source,
     output: str | None = None,
     options: TuneOptions | None = None,
     *,
@@ -215,20 +233,21 @@ def tune(
     `fields` are `TuneOptions`' (metric, trials, time_budget, seed). With `model` (a folder
     from `train`), its weight is searched too. Writes the config for `rank --config` only
     when given `output`; the result holds it either way."""
-    return tune_to_file(
-        history,
-        items,
-        output,
-        options or TuneOptions(**fields),
-        columns=columns,
-        model=model,
-        on_trial=on_trial,
-    )
+    with as_files(history=history, items=items) as paths:
+        return tune_to_file(
+            paths["history"],
+            paths["items"],
+            output,
+            options or TuneOptions(**fields),
+            columns=columns,
+            model=model,
+            on_trial=on_trial,
+        )
 
 
 def train(
-    history: str,
-    items: str,
+    history: Source,
+    items: Source,
     output: str,
     options: TrainOptions | None = None,
     *,
@@ -240,6 +259,11 @@ def train(
     `fields` are `TrainOptions`'. A killed run resumes."""
     from .sequential.training import train_to_folder
 
-    return train_to_folder(
-        history, items, output, options or TrainOptions(**fields), columns=columns
-    )
+    with as_files(history=history, items=items) as paths:
+        return train_to_folder(
+            paths["history"],
+            paths["items"],
+            output,
+            options or TrainOptions(**fields),
+            columns=columns,
+        )

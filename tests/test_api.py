@@ -157,3 +157,50 @@ def test_the_package_ships_type_information():
     import importlib.resources
 
     assert importlib.resources.files("llmrec").joinpath("py.typed").is_file()
+
+
+def test_in_memory_inputs_give_the_bytes_that_files_give(
+    tmp_path, tiny_bert, sample_items, sample_interactions
+):
+    """Every verb takes DataFrames, pyarrow Tables and the vector tables embed and profile
+    return where it takes files, and writes the same bytes; an error names the argument."""
+    import pandas as pd
+    import pyarrow as pa
+
+    items_frame = pd.read_csv(sample_items, dtype=str)
+    interactions = pd.read_csv(sample_interactions, dtype={"user_id": str, "item_id": str})
+
+    llmrec.split(str(sample_interactions), str(tmp_path / "h.csv"), str(tmp_path / "t.csv"))
+    llmrec.split(interactions, str(tmp_path / "h2.csv"), str(tmp_path / "t2.csv"))
+    assert (tmp_path / "h.csv").read_bytes() == (tmp_path / "h2.csv").read_bytes()
+    assert (tmp_path / "t.csv").read_bytes() == (tmp_path / "t2.csv").read_bytes()
+
+    llmrec.embed(str(sample_items), str(tmp_path / "i.parquet"), model=str(tiny_bert))
+    llmrec.embed(
+        pa.Table.from_pandas(items_frame), str(tmp_path / "i2.parquet"), model=str(tiny_bert)
+    )
+    assert (tmp_path / "i.parquet").read_bytes() == (tmp_path / "i2.parquet").read_bytes()
+
+    history = pd.read_csv(tmp_path / "h.csv", dtype=str)
+    items = llmrec.embed(items_frame, model=str(tiny_bert))  # a vector table, in memory
+    llmrec.profile(
+        str(tmp_path / "h.csv"), str(tmp_path / "i.parquet"), str(tmp_path / "u.parquet")
+    )
+    llmrec.profile(history, items, str(tmp_path / "u2.parquet"))
+    assert (tmp_path / "u.parquet").read_bytes() == (tmp_path / "u2.parquet").read_bytes()
+
+    llmrec.rank(
+        str(tmp_path / "i.parquet"), str(tmp_path / "r.csv"), history=str(tmp_path / "h.csv")
+    )
+    llmrec.rank(items, str(tmp_path / "r2.csv"), history=history)
+    assert (tmp_path / "r.csv").read_bytes() == (tmp_path / "r2.csv").read_bytes()
+    users = llmrec.profile(history, items)
+    llmrec.rank(items, str(tmp_path / "r3.csv"), users=users, history=history, blend={"text": 1})
+    llmrec.rank(str(tmp_path / "i.parquet"), str(tmp_path / "r4.csv"), users=str(tmp_path / "u.parquet"),
+                history=str(tmp_path / "h.csv"), blend={"text": 1})  # fmt: skip
+    assert (tmp_path / "r3.csv").read_bytes() == (tmp_path / "r4.csv").read_bytes()
+
+    with pytest.raises(
+        llmrec.errors.InputError, match="^the history DataFrame: no column 'user_id'"
+    ):
+        llmrec.rank(items, history=history.rename(columns={"user_id": "customer"}))

@@ -10,10 +10,10 @@ from conftest import ROOT
 
 
 def api_examples() -> list[tuple[str, str]]:
-    """(code, shown output) of each ```python block of the README's "From Python" section that
+    """(code, shown output) of each ```python block of the README's "From Python, in a notebook" section that
     is followed by a ```text block."""
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("## From Python", 1)[1].split("\n## ", 1)[0]
+    section = readme.split("### From Python", 1)[1].split("\n### ", 1)[0]
     return re.findall(r"```python\n(.*?)```\s*```text\n(.*?)```", section, flags=re.S)
 
 
