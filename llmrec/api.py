@@ -23,7 +23,7 @@ given a path; `train` writes a model folder, which `rank(model=...)` reads.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, overload
+from typing import TYPE_CHECKING, Protocol, overload
 
 import pandas as pd
 
@@ -52,9 +52,20 @@ from .tuning.run import TuneResult, tune_to_file
 if TYPE_CHECKING:
     from .sequential.training import TrainResult
 
-__all__ = ["embed", "evaluate", "profile", "rank", "split", "train", "tune"]
+__all__ = ["Progress", "embed", "evaluate", "profile", "rank", "split", "train", "tune"]
 
 Table = pd.DataFrame
+
+
+class Progress(Protocol):
+    """What a long verb reports as it goes (the command line draws it as a progress bar):
+    `start` with the amount of work (items, users, epochs, trials; None if unknown), then
+    `advance` by what is done, with a note when there is news (an epoch's loss, the best trial).
+    """
+
+    def start(self, total: int | None) -> None: ...
+
+    def advance(self, done: int = 1, note: str | None = None) -> None: ...
 
 
 @overload
@@ -94,6 +105,7 @@ def embed(
     options: EmbedOptions | None = None,
     *,
     ray: RayOptions | None = None,
+    progress: Progress | None = None,
     **fields: object,
 ) -> VectorTable | EmbedResult:
     """Embed item texts through the language model (`llmrec embed`); `fields` are
@@ -108,7 +120,14 @@ def embed(
     with as_files(items=items) as paths:
         if output is None:
             return embed_table(paths["items"], options)[0].with_shape_meta()
-        return embed_file(paths["items"], output, options, ray=ray)
+        return embed_file(
+            paths["items"],
+            output,
+            options,
+            ray=ray,
+            on_start=progress.start if progress else None,
+            on_batch=progress.advance if progress else None,
+        )
 
 
 @overload
@@ -125,10 +144,13 @@ def profile(
     columns: HistoryColumns | None = None,
     weighting: Weighting | None = None,
     model: str | None = None,
+    progress: Progress | None = None,
 ) -> VectorTable | ProfileRun:
     """Turn each user's history into a user vector (`llmrec profile`); with `model` (a folder
     from `train`), the model's user vectors. Without `output`, returns the user vector table;
     with it, writes the table and returns what the run did."""
+    if progress:
+        progress.start(3)  # items read, history read, profiles written
     with as_files(history=history, items=items) as paths:
         run = profile_to_file(
             paths["history"],
@@ -137,6 +159,7 @@ def profile(
             columns=columns,
             weighting=weighting,
             model=model,
+            on_step=progress.advance if progress else None,
         )
     return run.users.with_shape_meta() if output is None else run
 
@@ -155,6 +178,7 @@ def rank(
     columns: HistoryColumns | None = None,
     weighting: Weighting | None = None,
     ray: RayOptions | None = None,
+    progress: Progress | None = None,
     **fields: object,
 ) -> pd.DataFrame | RankResult:
     """Each user's top k (`llmrec rank`): users from a vector table (`users`) or profiled from
@@ -172,6 +196,8 @@ def rank(
             columns=columns,
             weighting=weighting,
             ray=ray,
+            on_start=progress.start if progress else None,
+            on_block=progress.advance if progress else None,
         )
     return result.frame if output is None else result
 
@@ -227,21 +253,32 @@ def tune(
     columns: HistoryColumns | None = None,
     model: str | None = None,
     on_trial: Callable[[int, float], None] | None = None,
+    progress: Progress | None = None,
     **fields: object,
 ) -> TuneResult:
     """Search the ranking recipe on an inner leave-last split of `history` (`llmrec tune`);
     `fields` are `TuneOptions`' (metric, trials, time_budget, seed). With `model` (a folder
     from `train`), its weight is searched too. Writes the config for `rank --config` only
     when given `output`; the result holds it either way."""
+    options = options or TuneOptions(**fields)
+    if progress:
+        progress.start(options.n_trials)
+
+    def trial_done(done: int, best: float) -> None:
+        if progress:
+            progress.advance(1, f"tuning: best {options.metric} {best:.4f}")
+        if on_trial:
+            on_trial(done, best)
+
     with as_files(history=history, items=items) as paths:
         return tune_to_file(
             paths["history"],
             paths["items"],
             output,
-            options or TuneOptions(**fields),
+            options,
             columns=columns,
             model=model,
-            on_trial=on_trial,
+            on_trial=trial_done,
         )
 
 
@@ -252,6 +289,7 @@ def train(
     options: TrainOptions | None = None,
     *,
     columns: HistoryColumns | None = None,
+    progress: Progress | None = None,
     **fields: object,
 ) -> TrainResult:
     """Fit the sequential model on `history` over the item table `items` and write the model
@@ -266,4 +304,17 @@ def train(
             output,
             options or TrainOptions(**fields),
             columns=columns,
+            on_start=progress.start if progress else None,
+            on_epoch=epoch_notes(progress) if progress else None,
         )
+
+
+def epoch_notes(progress: Progress) -> Callable:
+    """train's per-epoch report as a progress step: the epoch, its loss and inner NDCG@10."""
+
+    def on_epoch(epoch, so_far) -> None:
+        ndcg = "final epoch" if epoch.ndcg is None else f"NDCG@10 {epoch.ndcg:.4f}"
+        note = f"epoch {epoch.number} loss {epoch.loss:.3f} {ndcg} (best {so_far.best:.4f})"
+        progress.advance(1, note)
+
+    return on_epoch

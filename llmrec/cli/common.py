@@ -278,6 +278,26 @@ def progress(quiet: bool) -> Iterator[Progress]:
         yield bar
 
 
+class BarProgress:
+    """A verb's progress (`llmrec.api.Progress`) drawn as one task of a rich progress bar."""
+
+    def __init__(self, bar: Progress, description: str) -> None:
+        self.bar, self.task = bar, bar.add_task(description, total=None)
+
+    def start(self, total: int | None) -> None:
+        self.bar.update(self.task, total=total)
+
+    def advance(self, done: int = 1, note: str | None = None) -> None:
+        self.bar.update(self.task, advance=done, **({"description": note} if note else {}))
+
+
+@contextlib.contextmanager
+def progress_of(quiet: bool, description: str) -> Iterator[BarProgress]:
+    """A progress bar for one verb (see `progress`)."""
+    with progress(quiet) as bar:
+        yield BarProgress(bar, description)
+
+
 def say(quiet: bool, message: str) -> None:
     """The closing summary of a command (or a note), unless --quiet."""
     if not quiet:

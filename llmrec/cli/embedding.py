@@ -16,7 +16,7 @@ from .common import (
     RayAddress,
     check_outputs,
     command,
-    progress,
+    progress_of,
     ray_options,
     say,
     split_list,
@@ -149,7 +149,7 @@ def embed(
     Re-running into the same OUTPUT encodes only new or changed texts; a killed run restarts
     from its finished chunks.
     """
-    from ..embedding.job import embed_file
+    from ..api import embed as embed_items
 
     options = EmbedOptions(
         id_col=id_col,
@@ -171,16 +171,8 @@ def embed(
     check_outputs([output], [items] + ([reuse] if reuse else []))
     ray = ray_options(engine, ray_address, concurrency, num_gpus_per_worker)
     started = time.perf_counter()
-    with progress(quiet) as bar:
-        task = bar.add_task("embedding", total=None)
-        result = embed_file(
-            items,
-            output,
-            options,
-            ray=ray,
-            on_start=lambda n: bar.update(task, total=n),
-            on_batch=lambda n: bar.advance(task, n),
-        )
+    with progress_of(quiet, "embedding") as shown:
+        result = embed_items(items, output, options, ray=ray, progress=shown)
     run, encoder = result.run, result.encoder
     sources = [f"{run.encoded:,} encoded"]
     if run.reused:

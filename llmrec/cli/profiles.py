@@ -15,7 +15,7 @@ from .common import (
     command,
     history_note,
     history_options,
-    progress,
+    progress_of,
     say,
 )
 
@@ -44,20 +44,19 @@ def profile(
     debug: Debug = False,
 ) -> None:
     """Turn each user's history into a user vector."""
-    from ..profiles import profile_to_file
+    from ..api import profile as profile_users
 
     check_outputs([output], [history, items])
     started = time.perf_counter()
-    with progress(quiet) as bar:
-        task = bar.add_task("profiling", total=3)
-        run = profile_to_file(
+    with progress_of(quiet, "profiling") as shown:
+        run = profile_users(
             history,
             items,
             output,
             columns=columns,
             weighting=weighting,
             model=model,
-            on_step=lambda: bar.advance(task),
+            progress=shown,
         )
     mapped = run.history
     say(

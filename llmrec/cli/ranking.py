@@ -26,7 +26,7 @@ from .common import (
     command,
     history_note,
     history_options,
-    progress,
+    progress_of,
     ray_options,
     say,
     told_weighting,
@@ -220,8 +220,8 @@ def rank(
     --blend text=0.25,cooc=1,ease=0.5,pop=0.1 --ease-lambda 100. 'llmrec tune' fits one to your
     history; --strategy mean --blend text=1 ranks by text similarity alone.
     """
+    from ..api import rank as rank_users
     from ..ranking.blend import parse_blend
-    from ..ranking.run import rank_to_file
 
     check_outputs([output], [items, users, user_history, config, model, index_path])
     weighting = told_weighting(ctx, weighting)
@@ -255,19 +255,17 @@ def rank(
     )
     ray = ray_options(engine, ray_address, concurrency)
     started = time.perf_counter()
-    with progress(quiet) as bar:
-        task = bar.add_task("ranking", total=None)
-        result = rank_to_file(
+    with progress_of(quiet, "ranking") as shown:
+        result = rank_users(
             items,
             output,
             options,
-            users_path=users,
-            history_path=user_history,
+            users=users,
+            history=user_history,
             columns=columns,
             weighting=weighting,
             ray=ray,
-            on_start=lambda n: bar.update(task, total=n),
-            on_block=lambda n: bar.advance(task, n),
+            progress=shown,
         )
     notes = [
         f"{result.users:,} users × {result.items:,} items → {result.rows:,} rows in "

@@ -38,7 +38,7 @@ def split(
     debug: Debug = False,
 ) -> None:
     """Split interactions into history and held-out files, deterministically."""
-    from ..data.splits import split_file
+    from ..api import split as split_interactions
 
     options = SplitOptions(
         strategy=strategy,
@@ -51,7 +51,7 @@ def split(
         time_col=time_col,
     )
     check_outputs([history_out, heldout_out], [interactions])
-    result = split_file(interactions, history_out, heldout_out, options)
+    result = split_interactions(interactions, history_out, heldout_out, options)
     history, heldout = result.history, result.heldout
     say(
         quiet,

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ..options import GPU_DEVICES, ITEM_IDS, HistoryColumns, TrainOptions
-from .common import Debug, Quiet, check_outputs, command, history_note, progress, say
+from .common import Debug, Quiet, check_outputs, command, history_note, progress_of, say
 
 MODEL = "Model"
 STOPPING = "Stopping"
@@ -91,7 +91,7 @@ def train(
     """Fit a sequential model (a small causal transformer over each user's latest items, item
     inputs from their text vectors) for 'llmrec rank --model'. A killed run resumes where its
     last finished epoch left off."""
-    from ..sequential.training import train_to_folder
+    from ..api import train as train_model
 
     check_outputs([output], [history, items])
     options = TrainOptions(
@@ -112,27 +112,8 @@ def train(
         seed=seed,
     )
     columns = HistoryColumns(user_col=user_col, item_col=item_col, time_col=time_col)
-    with progress(quiet) as bar:
-        task = bar.add_task("training", total=None)
-
-        def on_epoch(epoch, progress_) -> None:
-            ndcg = "final epoch" if epoch.ndcg is None else f"NDCG@10 {epoch.ndcg:.4f}"
-            bar.update(
-                task,
-                advance=1,
-                description=f"epoch {epoch.number} loss {epoch.loss:.3f} {ndcg} "
-                f"(best {progress_.best:.4f})",
-            )
-
-        result = train_to_folder(
-            history,
-            items,
-            output,
-            options,
-            columns=columns,
-            on_start=lambda n: bar.update(task, total=n),
-            on_epoch=on_epoch,
-        )
+    with progress_of(quiet, "training") as shown:
+        result = train_model(history, items, output, options, columns=columns, progress=shown)
     resumed = f"resumed after epoch {result.resumed_at}; " if result.resumed_at else ""
     say(
         quiet,

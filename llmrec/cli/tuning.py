@@ -19,7 +19,7 @@ from .common import (
     command,
     left_default,
     log,
-    progress,
+    progress_of,
     say,
 )
 
@@ -75,24 +75,15 @@ def tune(
 ) -> None:
     """Search the ranking recipe (weighting, blend, EASE λ, interests) on an inner split of a
     history: each user's latest event is held out and predicted from the rest."""
-    from ..tuning.run import tune_to_file
+    from ..api import tune as tune_recipe
 
     check_outputs([output], [history, items, model])
     options = TuneOptions(metric=metric, trials=trials, time_budget=time_budget, seed=seed)
     columns = HistoryColumns(user_col, item_col, time_col)
     started = time.perf_counter()
-    with progress(quiet) as bar:
-        task = bar.add_task("tuning", total=options.n_trials)
-        result = tune_to_file(
-            history,
-            items,
-            output,
-            options,
-            columns=columns,
-            model=model,
-            on_trial=lambda done, best: bar.update(
-                task, completed=done, description=f"tuning: best {metric} {best:.4f}"
-            ),
+    with progress_of(quiet, "tuning") as shown:
+        result = tune_recipe(
+            history, items, output, options, columns=columns, model=model, progress=shown
         )
     config = result.config
     low, high = config["interval"]
