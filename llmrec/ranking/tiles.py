@@ -1,7 +1,7 @@
 """Vector scoring by tiles: a block of users × a block of items per matrix product.
 
 A running top-k per user is merged across item blocks, so neither the number of users nor of
-items bounds memory. Exact tiles score in float32 through numpy's BLAS. `fast` tiles score in
+items bounds memory. Exact tiles score in float32 (`topk.product`). `fast` tiles score in
 bfloat16 and keep 3k candidates per user, which `Rescorer` re-scores in float32; users whose
 candidates are too close to call in bfloat16 are ranked again in float32.
 """
@@ -22,7 +22,6 @@ from .topk import (
     DEFAULT_BLOCK_BYTES,
     block_rows,
     exact_order,
-    float32_blas,
     merge_top_k,
     product,
     tile_top_k,
@@ -147,7 +146,7 @@ class Tiles:
         """
         import torch
 
-        numpy_blas = self.exact and self.buffer.device.type == "cpu" and float32_blas() == "numpy"
+        numpy_blas = self.exact and self.buffer.device.type == "cpu"
         threads = 1 if numpy_blas else torch.get_num_threads()
         best = None
         for a, b, item_block in self.blocks:

@@ -2,10 +2,11 @@
 
 Within a list, items are ordered by score (descending) and then by column (the item tables are
 sorted by id, so ties fall to the smaller item id). Vector scoring is tiled: a block of users ×
-an item block per matrix product (float32 through numpy's BLAS), a running top-k per user merged
-across item blocks, so neither the number of users nor of items bounds memory. `fast` scores
-in bfloat16, keeps 3k candidates per user, re-scores them in float32 and takes the exact top-k
-of those; users whose candidates are too close to call in bfloat16 are ranked again in float32.
+an item block per matrix product (float32 through numpy's BLAS), a
+running top-k per user merged across item blocks, so neither the number of users nor of items
+bounds memory. `fast` scores in bfloat16, keeps 3k candidates per user, re-scores them in
+float32 and takes the exact top-k of those; users whose candidates are too close to call in
+bfloat16 are ranked again in float32.
 The score written for a chosen item is one fixed-order dot product (`pair_scores`), so no tile
 shape, thread count or engine changes a written byte.
 """
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -130,30 +130,16 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 def product(users: torch.Tensor, items: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """users @ items.T into `out`. Float32 on the CPU goes through the faster BLAS here
-    (`float32_blas`); bfloat16 and every GPU product through torch."""
+    """users @ items.T into `out`. Float32 on the CPU goes through numpy's BLAS (OpenBLAS in
+    numpy's wheels: about twice torch's MKL on AMD CPUs, and faster on Intel ones too under the
+    reproducible MKL mode llmrec sets); bfloat16 and every GPU product through torch."""
     import torch
 
-    if out.dtype == torch.float32 and out.device.type == "cpu" and float32_blas() == "numpy":
+    if out.dtype == torch.float32 and out.device.type == "cpu":
         np.matmul(users.numpy(), items.numpy().T, out=out.numpy())
     else:
         torch.mm(users, items.T, out=out)
     return out
-
-
-@cache
-def float32_blas() -> str:
-    """Which BLAS multiplies float32 on this CPU: torch's MKL on Intel CPUs (about 1.4× numpy's
-    OpenBLAS on AVX-512 Xeons), numpy's OpenBLAS elsewhere (about twice MKL's speed on AMD).
-    Fixed per machine, so every run and every Ray worker here chooses the same items."""
-    import torch
-
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
-            intel = "GenuineIntel" in handle.read(4096)
-    except OSError:
-        intel = False
-    return "torch" if intel and torch.backends.mkl.is_available() else "numpy"
 
 
 GROUPS = 16  # a tile's columns fall into this many strided groups for `tile_top_k`
