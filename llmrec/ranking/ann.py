@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import torch
 
 CANDIDATE_BYTES = 16  # per candidate of a block: faiss's distance and label, and our copies
+BLOCK_USERS = 16384  # users per faiss search, at most (progress is reported per block)
 
 
 @dataclass
@@ -70,11 +71,13 @@ def ann_top_k(
         search.nprobe, search.ef_search
     )
     check = RecallCheck.draw(users, items, k, seen, search.recall_check)
-    rows = max(1, budget_bytes // (CANDIDATE_BYTES * (k + longest(seen, 0, len(users))) + 1))
+    width = CANDIDATE_BYTES * (k + longest(seen, 0, len(users)))
+    rows = max(1, min(BLOCK_USERS, budget_bytes // (width + 1)))
     for start in range(0, len(users), rows):
         stop = min(start + rows, len(users))
         fetch = min(len(items), k + longest(seen, start, stop))
-        distances, labels = index.faiss_index.search(users[start:stop], fetch)
+        queries = np.ascontiguousarray(users[start:stop], dtype=np.float32)
+        distances, labels = index.faiss_index.search(queries, fetch)
         values, columns = best_unseen(distances, labels, seen, start, k)
         check.observe(start, stop, columns, values)
         yield start, stop, values, columns

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 
 ITEM_BLOCK = 65536  # item columns per score tile when the catalog is larger
+SEARCH_THREADS_BESIDE_BLAS = 1  # torch threads searching a tile that numpy's BLAS just scored
 
 
 FAST_SAFETY = 2.0  # fast mode's error bound: this × the largest bfloat16 error among candidates
@@ -147,7 +148,7 @@ class Tiles:
         import torch
 
         numpy_blas = self.exact and self.buffer.device.type == "cpu"
-        threads = 1 if numpy_blas else torch.get_num_threads()
+        threads = SEARCH_THREADS_BESIDE_BLAS if numpy_blas else torch.get_num_threads()
         best = None
         for a, b, item_block in self.blocks:
             tile = self.buffer[: len(users) * (b - a)].view(len(users), b - a)
