@@ -43,11 +43,16 @@ def ray_session(options: RayOptions) -> Iterator[object]:
     started = not ray.is_initialized()
     if started:
         _start(ray, options.address)
+    context = ray.data.DataContext.get_current()
+    before = context.enable_progress_bars, context.execution_options.preserve_order
     try:
-        ray.data.DataContext.get_current().enable_progress_bars = False
+        context.enable_progress_bars = False
+        # llmrec's datasets come back in input order: shards are named, and rows checked, by it
+        context.execution_options.preserve_order = True
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         yield ray
     finally:
+        context.enable_progress_bars, context.execution_options.preserve_order = before
         if started:
             ray.shutdown()
 
