@@ -182,15 +182,21 @@ def test_ray_reports_a_bad_folder_as_the_local_engine_and_writes_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["items"]
 
 
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+
 def _encoding_actors() -> list[int]:
-    """Pids of the processes of EncodeShards actors (Ray names a worker by its actor)."""
+    """Pids of the EncodeShards actors (Ray names a worker by its actor) of this session's Ray,
+    whose raylet this process started: never another Ray's on a shared machine."""
     pids = []
     for entry in os.listdir("/proc"):
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                if b"EncodeShards" in handle.read():
+                if b"EncodeShards" in handle.read() and _parent(_parent(int(entry))) == os.getpid():
                     pids.append(int(entry))
-        except (OSError, ValueError):
+        except (OSError, ValueError, IndexError):
             continue
     return pids
 
