@@ -7,12 +7,22 @@ start their own local Ray on this machine, so Ray's start-up is inside their tim
 also timed alone.
 
 .venv/bin/python benchmarks/bench_ray.py [--items 100000]
+
+`--driver-memory` measures instead the peak RSS of the `llmrec embed` process alone on a folder
+of 10 Parquet shards (default 1,000,000 items), with each engine: the local engine, and
+`--engine ray` joining a local Ray started beside it (so Ray's own processes, which the
+workers' reads and encoding run in, are not the command's children). Each command runs under
+`/usr/bin/time -v`; `--model` picks the model (any local folder; default the bundled one).
+
+.venv/bin/python benchmarks/bench_ray.py --driver-memory [--items 1000000] [--model DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -63,9 +73,91 @@ def ray_start_up() -> float:
     return time.perf_counter() - start
 
 
+def write_shards(folder: Path, n_items: int, n_shards: int = 10) -> None:
+    """make_catalog's items as `n_shards` Parquet shards (id and text columns), built whole
+    with pandas rather than row by row."""
+    import pandas as pd
+
+    movies = pd.read_csv(MOVIELENS / "items.csv", dtype=str, keep_default_na=False)
+    n = np.arange(n_items)
+    movie, edition = n % len(movies), (n // len(movies)).astype(str)
+    first = edition == "0"
+    ids = movies["item_id"].to_numpy(dtype=object)[movie]
+    texts = (movies["title"] + ". " + movies["genres"]).to_numpy(dtype=object)[movie]
+    frame = pd.DataFrame(
+        {
+            "item_id": np.where(first, ids, ids + "-" + edition.astype(object)),
+            "text": np.where(first, texts, texts + ". Edition " + edition.astype(object)),
+        }
+    )
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(n_items), n_shards)):
+        frame.iloc[part].to_parquet(folder / f"part-{i:02d}.parquet", index=False)
+
+
+def peak_rss(*args: str) -> tuple[float, float]:
+    """(peak RSS in MiB, wall seconds) of `llmrec ARGS` run under /usr/bin/time -v."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        ["/usr/bin/time", "-v", str(LLMREC), *args, "-q"], capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"llmrec {args[0]} failed: {done.stderr.strip()[-2000:]}")
+    kib = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    return int(kib.group(1)) / 1024, seconds
+
+
+def driver_memory(n_items: int, model: str | None) -> int:
+    """Peak RSS of the embed command on a folder of shards: local engine vs --engine ray."""
+    from llmrec.io.vectors import read_vectors
+
+    script = (
+        "import logging, sys, ray; c = ray.init(_node_ip_address='127.0.0.1', "
+        "include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR); "
+        "import os; print(c.address_info['gcs_address'], os.environ.get('RAY_AUTH_MODE', ''), "
+        "flush=True); sys.stdin.read(); ray.shutdown()"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        write_shards(work / "items", n_items)
+        embed = ["embed", str(work / "items"), "--text", "{text}"]
+        embed += ["--model", model] if model else []
+        local_rss, local_s = peak_rss(*embed, "-o", str(work / "local.parquet"))
+        cluster = subprocess.Popen(
+            [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            address, *auth = cluster.stdout.readline().split()
+            if auth:  # the token a Ray started with auth on saved in ~/.ray, to join it with
+                os.environ["RAY_AUTH_MODE"] = auth[0]
+            ray_rss, ray_s = peak_rss(
+                *embed, "-o", str(work / "ray_items"), "--engine", "ray", "--ray-address", address
+            )
+        finally:
+            cluster.communicate("", timeout=120)
+        here, there = (
+            read_vectors(str(work / "local.parquet")),
+            read_vectors(str(work / "ray_items")),
+        )
+        same = here.ids.tolist() == there.ids.tolist() and np.array_equal(
+            here.vectors, there.vectors
+        )
+    print(f"machine: {machine()}; ray {version('ray')}, torch {version('torch')}")
+    print(f"embed a folder of 10 Parquet shards, {n_items:,} items, model {model or 'bundled'}:")
+    print(f"  local engine:  peak RSS {local_rss:,.0f} MiB, {local_s:.0f} s")
+    print(
+        f"  --engine ray:  driver peak RSS {ray_rss:,.0f} MiB, {ray_s:.0f} s (Ray already running)"
+    )
+    print(f"  vectors bit for bit equal: {same}")
+    return 0 if same else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--items", type=int, default=None)
+    parser.add_argument("--driver-memory", action="store_true")
+    parser.add_argument("--model", default=None)
     args = parser.parse_args()
     if not MOVIELENS.is_dir():
         print(f"bench_ray: {MOVIELENS} is missing; skipped")
@@ -73,6 +165,9 @@ def main() -> int:
     if version("ray") == "not installed":
         print("bench_ray: ray is not installed (pip install 'llmrec[ray]'); skipped")
         return 0
+    if args.driver_memory:
+        return driver_memory(args.items or 1_000_000, args.model)
+    args.items = args.items or 100_000
     from llmrec.io.vectors import read_vectors
 
     print(f"machine: {machine()}; ray {version('ray')}, torch {version('torch')}")

@@ -184,6 +184,25 @@ def run_cli(
     )
 
 
+# Shard names whose file-name order (part-10 < part-2 < part-9) is not their numeric order.
+SHARD_NAMES = ("part-10", "part-2", "part-9")
+
+
+def write_shards(folder: Path, frame, fmt: str, sizes=(25, 5, 30), names=SHARD_NAMES) -> str:
+    """`frame` cut into a folder of shards of `sizes` rows, in file-name order (Parquet in row
+    groups of 4 rows, or CSV or TSV): the folder's path."""
+    folder.mkdir()
+    start = 0
+    for name, size in zip(names, sizes, strict=True):
+        part, start = frame.iloc[start : start + size], start + size
+        path = folder / f"{name}.{fmt}"
+        if fmt == "parquet":
+            part.to_parquet(path, index=False, row_group_size=4)
+        else:
+            part.to_csv(path, index=False, sep="\t" if fmt == "tsv" else ",")
+    return str(folder)
+
+
 @pytest.fixture(scope="session")
 def sample_embedded(tmp_path_factory, sample_items) -> tuple[Path, subprocess.CompletedProcess]:
     """sample_data's items embedded once with the bundled model by the real executable,

@@ -28,7 +28,9 @@ def embed(
     items: Annotated[
         str,
         typer.Argument(
-            metavar="ITEMS", help="Item table: .csv .tsv .jsonl .parquet (.gz/.zst), or -."
+            metavar="ITEMS",
+            help="Item table: .csv .tsv .jsonl .parquet (.gz/.zst), or -; or a folder of "
+            ".parquet or .csv shards, read in file-name order (on the workers with --engine ray).",
         ),
     ],
     output: Annotated[

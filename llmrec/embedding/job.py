@@ -3,6 +3,7 @@ machine (streamed, incremental, resumable) or on a Ray cluster (a folder of Parq
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -12,7 +13,7 @@ from ..io.vectors import VectorTable
 from ..options import EmbedOptions, flag
 from .encoder import Encoder
 from .run import CHUNK_ROWS, EmbedRun, embed_items, embed_to_file
-from .texts import read_item_texts
+from .shards import plan_shards, read_items
 
 
 @dataclass
@@ -42,28 +43,34 @@ def embed_file(
             f"{flag('reuse')} works with {flag('engine')} local"
         )
     encoder = load_encoder(options)
-    texts = read_item_texts(
-        items_path, id_col=options.id_col, template=options.template, text_cols=options.text_cols
-    )
+    columns = {
+        "id_col": options.id_col,
+        "template": options.template,
+        "text_cols": options.text_cols,
+    }
     chunk_rows = options.chunk_rows or CHUNK_ROWS
     if ray is not None:
         from .on_ray import embed_on_ray
+        from .ray_shards import embed_folder_on_ray
 
-        run = embed_on_ray(
-            texts,
-            output,
-            encoder,
-            model=options.model,
-            options=ray,
-            chunk_rows=chunk_rows,
-            batch_size=options.batch_size,
-            normalize=options.normalize,
-            allow_download=options.allow_download,
-            allow_pickle=options.allow_pickle,
-            on_start=on_start,
-            on_batch=on_batch,
-        )
+        settings = {
+            "model": options.model,
+            "options": ray,
+            "chunk_rows": chunk_rows,
+            "batch_size": options.batch_size,
+            "normalize": options.normalize,
+            "allow_download": options.allow_download,
+            "allow_pickle": options.allow_pickle,
+            "on_start": on_start,
+            "on_batch": on_batch,
+        }
+        if os.path.isdir(items_path):  # read on the workers, never whole here
+            plan = plan_shards(items_path, **columns)
+            run = embed_folder_on_ray(plan, output, encoder, **settings)
+        else:
+            run = embed_on_ray(read_items(items_path, **columns), output, encoder, **settings)
     else:
+        texts = read_items(items_path, **columns)
         run = embed_to_file(
             texts,
             output,

@@ -24,7 +24,8 @@ from ..io.vectors import StoredVectors, VectorTable, parquet_options, vector_bat
 from ..version import __version__
 from .chunks import CHUNK_ROWS, REUSE_KEYS, Chunk, ChunkStore, chunk_bounds, run_key
 from .encoder import Encoder
-from .texts import ItemTexts, read_item_texts
+from .shards import read_items
+from .texts import ItemTexts
 
 
 @dataclass
@@ -168,7 +169,7 @@ def embed_items(
     For catalogs of any size, `embed_to_file` streams the same vectors to Parquet instead.
     `on_start(n_distinct_texts)` and `on_batch(n_done)` report progress.
     """
-    items = read_item_texts(path, id_col=id_col, template=template, text_cols=text_cols)
+    items = read_items(path, id_col=id_col, template=template, text_cols=text_cols)
     if on_start:
         on_start(len(items.texts))
     chunks = list(

@@ -68,50 +68,76 @@ def item_texts(
     frame: pd.DataFrame, path: str, id_col: str, template: str | None, text_cols: list[str] | None
 ) -> pd.Series:
     """The text to embed for each item row, from a template or a list of columns."""
+    columns = text_columns(path, list(frame.columns), template, text_cols)
+    texts = render_texts(frame, template, columns)
+    empty = texts == ""
+    if empty.any():
+        row = int(empty.to_numpy().argmax())
+        raise empty_text_error(path, row + 1, id_col, frame[id_col].iloc[row], columns)
+    return texts
+
+
+def text_columns(
+    path: str, names: list[str], template: str | None, text_cols: list[str] | None
+) -> list[str]:
+    """The columns a table's texts are made of; fail when the table lacks one of them."""
     if template and text_cols:
         raise InputError(f"give either {flag('template')} or {flag('text_cols')}, not both")
     if template:
         columns = template_fields(template)
     else:
-        columns = _text_columns(frame, text_cols)
+        columns = text_cols or [c for c in DEFAULT_TEXT_COLUMNS if c in names]
         if not columns:
             raise InputError(
                 f"{path}: no 'title' or 'description' column; say which columns "
                 f"hold the text with {flag('template')} '{{name}}. {{details}}' "
                 f"or {flag('text_cols')}"
             )
-    missing = [c for c in columns if c not in frame.columns]
+    missing = [c for c in columns if c not in names]
     if missing:
         raise InputError(
-            f"{path}: no column {missing[0]!r} (columns: {', '.join(frame.columns)}); "
+            f"{path}: no column {missing[0]!r} (columns: {', '.join(names)}); "
             f"fix {flag('template')} / {flag('text_cols')}"
         )
-    texts = render_template(frame, template) if template else join_columns(frame, columns)
-    empty = texts == ""
-    if empty.any():
-        row = int(empty.to_numpy().argmax())
-        raise InputError(
-            f"{path}: row {row + 1} ({id_col} {frame[id_col].iloc[row]!r}) has no "
-            f"text in {', '.join(columns)}; fill it in or drop the row"
-        )
-    return texts
+    return columns
 
 
-def _text_columns(frame: pd.DataFrame, text_cols: list[str] | None) -> list[str]:
-    return text_cols or [c for c in DEFAULT_TEXT_COLUMNS if c in frame.columns]
+def render_texts(frame: pd.DataFrame, template: str | None, columns: list[str]) -> pd.Series:
+    """Each row's text: the template filled in, else the `columns` joined."""
+    return render_template(frame, template) if template else join_columns(frame, columns)
+
+
+def empty_text_error(path: str, row: int, id_col: str, item: str, columns: list[str]) -> InputError:
+    """The error for an item at 1-based `row` whose text came out empty."""
+    return InputError(
+        f"{path}: row {row} ({id_col} {item!r}) has no text in {', '.join(columns)}; "
+        "fill it in or drop the row"
+    )
+
+
+def template_label(template: str | None, columns: list[str]) -> str:
+    """What made the texts, as the `template` metadata of the vectors says it."""
+    return template or "columns:" + ",".join(columns)
 
 
 def check_unique_ids(ids: pd.Series, path: str, id_col: str) -> None:
     """Fail on the first id that appears twice, naming both rows."""
-    dup = ids.duplicated(keep=False)
-    if dup.any():
-        rows = np.flatnonzero(dup.to_numpy())
-        first = ids.iloc[rows[0]]
-        second = rows[ids.iloc[rows].to_numpy() == first][1]
+    pair = first_duplicate(ids)
+    if pair:
         raise InputError(
-            f"{path}: {id_col} {first!r} appears twice (rows {rows[0] + 1} and "
-            f"{second + 1}); item ids must be unique"
+            f"{path}: {id_col} {ids.iloc[pair[0]]!r} appears twice (rows {pair[0] + 1} and "
+            f"{pair[1] + 1}); item ids must be unique"
         )
+
+
+def first_duplicate(ids: pd.Series) -> tuple[int, int] | None:
+    """Positions of the first id that appears again and of its next appearance, or None."""
+    dup = ids.duplicated(keep=False)
+    if not dup.any():
+        return None
+    rows = np.flatnonzero(dup.to_numpy())
+    first = ids.iloc[rows[0]]
+    return int(rows[0]), int(rows[ids.iloc[rows].to_numpy() == first][1])
 
 
 def text_hashes(texts: np.ndarray) -> np.ndarray:
@@ -162,5 +188,5 @@ def read_item_texts(
         codes.astype(np.int64),
         unique_texts,
         text_hashes(unique_texts),
-        template or "columns:" + ",".join(_text_columns(frame, text_cols)),
+        template_label(template, text_columns(path, list(frame.columns), template, text_cols)),
     )

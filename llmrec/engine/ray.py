@@ -43,13 +43,39 @@ def ray_session(options: RayOptions) -> Iterator[object]:
     started = not ray.is_initialized()
     if started:
         _start(ray, options.address)
+    context = ray.data.DataContext.get_current()
+    before = context.enable_progress_bars, context.execution_options.preserve_order
     try:
-        ray.data.DataContext.get_current().enable_progress_bars = False
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
-        yield ray
+        context.enable_progress_bars = False
+        # llmrec's datasets come back in input order: shards are named, and rows checked, by it
+        context.execution_options.preserve_order = True
+        with _ray_data_console_off():
+            yield ray
     finally:
+        context.enable_progress_bars, context.execution_options.preserve_order = before
         if started:
             ray.shutdown()
+
+
+@contextlib.contextmanager
+def _ray_data_console_off() -> Iterator[None]:
+    """Silence Ray Data's console log for the block: a failed run reaches the user as llmrec's
+    one line (`ray_call`), not as Ray Data's tracebacks. Its log file in the Ray session's
+    folder keeps everything."""
+    consoles = [
+        handler
+        for handler in logging.getLogger("ray.data").handlers
+        if isinstance(handler, logging.StreamHandler)
+        and not isinstance(handler, logging.FileHandler)
+    ]
+    levels = [handler.level for handler in consoles]
+    for handler in consoles:
+        handler.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for handler, level in zip(consoles, levels, strict=True):
+            handler.setLevel(level)
 
 
 def _start(ray, address: str | None) -> None:

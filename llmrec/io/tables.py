@@ -81,10 +81,10 @@ def read_arrow(
     """
     strings = ALL if strings == ALL else list(dict.fromkeys([*required, *strings]))
     table, names = _read_arrow(path, strings, what, select)
-    _check_columns(path, names, table.schema, required, hint)
+    check_columns(path, names, table.schema, required, hint)
     if table.num_rows == 0:
-        raise InputError(f"{path_label(path)}: no rows (only a header?); the {what} must have rows")
-    return _cast_to_string(path, table, names if strings == ALL else strings)
+        raise no_rows_error(path, what)
+    return as_strings(path, table, names if strings == ALL else strings)
 
 
 def iter_arrow(
@@ -109,18 +109,18 @@ def iter_arrow(
         if select and len(set(names)) == len(names):
             wanted = [n for n in select(names) if n in names]
         fields = [field for field in parquet.schema_arrow if field.name in wanted]
-        _check_columns(path, names, pa.schema(fields), required, hint)
+        check_columns(path, names, pa.schema(fields), required, hint)
         if parquet.metadata.num_rows == 0:
-            raise InputError(f"{path}: no rows (only a header?); the {what} must have rows")
+            raise no_rows_error(path, what)
         for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=wanted):
-            yield _cast_to_string(path, pa.Table.from_batches([batch]), required)
+            yield as_strings(path, pa.Table.from_batches([batch]), required)
     except InputError:
         raise
     except (pa.ArrowException, OSError, EOFError, ValueError) as exc:
         raise InputError(f"{path}: cannot read as PARQUET: {reading_error(exc)}") from exc
 
 
-def _check_columns(
+def check_columns(
     path: str, names: list[str], schema: pa.Schema, required: Iterable[str], hint: str
 ) -> None:
     """Fail on duplicate column names, a missing `required` column or a non-UTF-8 column."""
@@ -147,13 +147,26 @@ def _check_columns(
 
 def require_values(frame: pd.DataFrame, column: str, path: str) -> None:
     """Fail with the first row (1-based, header excluded) where `column` is empty."""
-    values = frame[column]
-    empty = values.isna() | (values.str.strip() == "")
-    if empty.any():
-        row = int(empty.to_numpy().argmax()) + 1
-        raise InputError(
-            f"{path_label(path)}: row {row} has an empty {column!r}; every row needs a value there"
-        )
+    row = first_empty(frame[column])
+    if row >= 0:
+        raise empty_value_error(path, row + 1, column)
+
+
+def first_empty(values: pd.Series) -> int:
+    """The position of the first null or blank value of a string column, or -1."""
+    empty = (values.isna() | (values.str.strip() == "")).to_numpy(dtype=bool)
+    return int(empty.argmax()) if empty.any() else -1
+
+
+def empty_value_error(path: str, row: int, column: str) -> InputError:
+    """The error for an empty value at 1-based `row` (header excluded) of `column`."""
+    return InputError(
+        f"{path_label(path)}: row {row} has an empty {column!r}; every row needs a value there"
+    )
+
+
+def no_rows_error(path: str, what: str) -> InputError:
+    return InputError(f"{path_label(path)}: no rows (only a header?); the {what} must have rows")
 
 
 def path_label(path: str) -> str:
@@ -204,22 +217,32 @@ def _check_file(path: str, what: str) -> None:
 def _read_csv(
     open_source: Callable[[], pa.NativeFile], fmt: str, strings, select=None
 ) -> tuple[pa.Table, list[str]]:
-    parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
     names = None
     if strings == ALL or select:
+        parse = csv_options(fmt, [])[0]
         names = pacsv.open_csv(open_source(), parse_options=parse).schema.names
     if strings == ALL:
         strings = names
     wanted = None
     if select and len(set(names)) == len(names):
         wanted = [n for n in select(names) if n in names]
+    parse, convert = csv_options(fmt, strings, wanted)
+    table = pacsv.read_csv(open_source(), parse_options=parse, convert_options=convert)
+    return table, names or table.schema.names
+
+
+def csv_options(
+    fmt: str, strings: Iterable[str], include: list[str] | None = None
+) -> tuple[pacsv.ParseOptions, pacsv.ConvertOptions]:
+    """How a CSV or TSV input is parsed: `strings` columns as text (empty values as nulls), and
+    only the `include` columns when given. Whoever reads a CSV for llmrec reads it so."""
+    parse = pacsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
     convert = pacsv.ConvertOptions(
         column_types={c: pa.string() for c in strings},
         strings_can_be_null=True,
-        include_columns=wanted,
+        include_columns=include,
     )
-    table = pacsv.read_csv(open_source(), parse_options=parse, convert_options=convert)
-    return table, names or table.schema.names
+    return parse, convert
 
 
 def _check_last_quote(path: str, open_source: Callable[[], pa.NativeFile], table: pa.Table) -> None:
@@ -277,7 +300,7 @@ def reading_error(exc: BaseException) -> str:
     return message[:300]
 
 
-def _cast_to_string(path: str, table: pa.Table, columns: Iterable[str]) -> pa.Table:
+def as_strings(path: str, table: pa.Table, columns: Iterable[str]) -> pa.Table:
     """Cast id and text columns to strings; nested values (lists, structs) are refused."""
     for name in columns:
         if name not in table.column_names:

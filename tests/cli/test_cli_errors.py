@@ -129,10 +129,10 @@ def embed_missing_input(w):
     return embed_args(w, "in/missing.csv")
 
 
-@case("in/folder.csv", "a folder, not a file")
-def embed_input_is_a_folder(w):
-    (w.root / "in" / "folder.csv").mkdir(parents=True)
-    return embed_args(w, "in/folder.csv")
+@case("in/folder", "folder holds no shards", ".parquet or .csv files")
+def embed_input_is_a_folder_without_shards(w):
+    (w.root / "in" / "folder").mkdir(parents=True)
+    return embed_args(w, "in/folder")
 
 
 @case("in/items.csv", "'nope'", "--id-col")

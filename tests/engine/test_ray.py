@@ -11,16 +11,22 @@ the rest of the suite: they mostly wait on Ray, so the two overlap well.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, write_shards
+from llmrec.embedding.encoder import Encoder
+from llmrec.embedding.run import embed_items
+from llmrec.embedding.shards import read_items
 from llmrec.engine.ray import RayOptions
+from llmrec.errors import InputError
 from llmrec.io.atomic import staged_folder
 from llmrec.io.vectors import VectorTable, read_meta, read_vectors, write_vectors
 from llmrec.options import RankOptions
@@ -103,6 +109,140 @@ def test_ray_rank_is_byte_identical_to_local_from_a_history_or_profiles(
     users = ["--users", tmp_path / "users.parquet", "--user-history", history]
     llmrec("rank", *users, "--items", folder, *ray_args, "-o", tmp_path / "c.csv")
     assert (tmp_path / "c.csv").read_bytes() == (tmp_path / "a.csv").read_bytes()
+
+
+def ray_embed(folder, output, ray_address, *options) -> subprocess.CompletedProcess:
+    return run_cli(
+        "embed", folder, "-o", output, *options,
+        "--engine", "ray", "--ray-address", ray_address, "--concurrency", 2,
+    )  # fmt: skip
+
+
+def assert_same_table(folder: Path, local: Path) -> None:
+    """The Ray folder holds the local file's rows, bit for bit, in shards named by first row."""
+    shards = sorted(p.name for p in folder.iterdir())
+    rows = [int(read_meta(str(folder / shard))["rows"]) for shard in shards]
+    assert shards == [f"part-{start:012d}.parquet" for start in np.cumsum([0, *rows[:-1]])]
+    assert read_meta(str(folder)) == read_meta(str(local))
+    here, there = read_vectors(str(local)), read_vectors(str(folder))
+    assert there.ids.tolist() == here.ids.tolist()
+    np.testing.assert_array_equal(there.vectors, here.vectors)
+    assert there.extra["text_hash"].tolist() == here.extra["text_hash"].tolist()
+
+
+@pytest.mark.parametrize(
+    "fmt, text", [("parquet", ["--text", "{title} ({category}). {description}"]), ("csv", [])]
+)
+def test_ray_reads_a_folder_of_shards_on_the_workers_into_the_local_engines_table(
+    tmp_path, ray_address, tiny_bert, sample_items, fmt, text
+):
+    """Shards part-10, part-2, part-9 of 25, 5 and 30 rows (Parquet in row groups of 4): the
+    local engine on their concatenation in file-name order gives the same table."""
+    frame = pd.read_csv(sample_items, dtype=str)
+    folder = write_shards(tmp_path / "items", frame, fmt)
+    frame.to_csv(tmp_path / "all.csv", index=False)
+    llmrec(
+        "embed", tmp_path / "all.csv", "--model", tiny_bert, *text, "-o", tmp_path / "local.parquet"
+    )
+    options = ["--model", tiny_bert, *text, "--chunk-rows", 7]
+    result = ray_embed(folder, tmp_path / "ray", ray_address, *options)
+    assert result.returncode == 0, result.stderr.decode()
+    assert "llmrec embed: 60 items (60 distinct texts: 60 encoded" in result.stderr.decode()
+    assert_same_table(tmp_path / "ray", tmp_path / "local.parquet")
+    assert max(int(read_meta(str(s))["rows"]) for s in (tmp_path / "ray").iterdir()) <= 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "all.csv",
+        "items",
+        "local.parquet",
+        "ray",
+    ]
+
+
+@pytest.mark.parametrize(
+    "case, fmt", [("no column", "csv"), ("id twice", "parquet"), ("empty text", "csv")]
+)
+def test_ray_reports_a_bad_folder_as_the_local_engine_and_writes_nothing(
+    tmp_path, ray_address, tiny_bert, sample_items, case, fmt
+):
+    """A missing column is seen in the shards' headers on the driver; an id in two shards and
+    an empty text by the workers. Either way: the local engine's one line, exit 2."""
+    frame = pd.read_csv(sample_items, dtype=str)
+    if case == "id twice":
+        frame.loc[27, "item_id"] = frame.loc[2, "item_id"]  # part-2 row 3 = part-10 row 3
+    elif case == "empty text":
+        frame.loc[41, ["title", "description"]] = None  # part-9 row 12
+    folder = write_shards(tmp_path / "items", frame, fmt)
+    if case == "no column":
+        frame.iloc[25:30].drop(columns="description").to_csv(f"{folder}/part-2.csv", index=False)
+    with pytest.raises(InputError) as local:
+        read_items(str(folder))
+    result = ray_embed(folder, tmp_path / "out", ray_address, "--model", tiny_bert)
+    assert result.returncode == 2
+    assert result.stderr.decode().splitlines() == [f"llmrec embed: error: {local.value}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["items"]
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+
+def _encoding_actors() -> list[int]:
+    """Pids of the EncodeShards actors (Ray names a worker by its actor) of this session's Ray,
+    whose raylet this process started: never another Ray's on a shared machine."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                if b"EncodeShards" in handle.read() and _parent(_parent(int(entry))) == os.getpid():
+                    pids.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+def test_a_worker_killed_mid_embed_fails_the_run_in_one_line_or_is_retried(
+    tmp_path, ray_address, tiny_bert
+):
+    """An encoding actor is SIGKILLed once the first shard is written: either Ray retries its
+    work and the folder equals the local engine's table, or the run fails in one line and
+    nothing is under the output name, nor beside it."""
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            "item_id": [f"i{k:05d}" for k in range(n)],
+            "title": [f"item {k} of a b c" for k in range(n)],
+        }
+    )
+    folder = write_shards(tmp_path / "items", frame, "parquet", sizes=(1000, 500, 1500))
+    run = tmp_path / "run"
+    run.mkdir()
+    command = [
+        Path(sys.executable).with_name("llmrec"), "embed", folder, "--model", tiny_bert,
+        "-o", run / "vectors", "--chunk-rows", 100, "-q",
+        "--engine", "ray", "--ray-address", ray_address, "--concurrency", 2,
+    ]  # fmt: skip
+    proc = subprocess.Popen(list(map(str, command)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    killed, deadline = None, time.monotonic() + 240
+    while proc.poll() is None and killed is None and time.monotonic() < deadline:
+        written = [f for staged in run.glob(".vectors.*") for f in staged.iterdir()]
+        actors = _encoding_actors() if written else []
+        if actors:
+            killed = actors[0]
+            os.kill(killed, signal.SIGKILL)
+        time.sleep(0.05)
+    _, stderr = proc.communicate(timeout=240)
+    assert killed is not None, "the run ended before a worker could be killed"
+    if proc.returncode == 0:  # Ray retried the killed worker's blocks
+        expected, _ = embed_items(folder, Encoder.load(str(tiny_bert)))
+        got = read_vectors(str(run / "vectors"))
+        assert got.ids.tolist() == expected.ids.tolist()
+        np.testing.assert_array_equal(got.vectors, expected.vectors)
+    else:
+        assert proc.returncode == 2
+        lines = stderr.decode().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("llmrec embed: error: Ray failed: "), lines
+        assert list(run.iterdir()) == []
 
 
 @pytest.mark.extended
