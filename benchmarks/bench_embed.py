@@ -308,23 +308,43 @@ def child_read(path: str) -> None:
     report_child({"rss_kib": peak_rss_kib(), "rows": len(items)})
 
 
-def memory(folder: Path, sizes: list[int], dtype: str, seed: int) -> None:
+def first_layers(folder: Path, layers: int) -> Path:
+    """The bundled model cut to its first `layers` transformer layers (same tokenizer, same
+    384-dimensional output): what a run keeps per item does not depend on the model's depth,
+    and the memory runs take a sixth of the time."""
+    from transformers import AutoModel, AutoTokenizer
+
+    from llmrec.embedding.encoder import bundled_model_path
+
+    model = AutoModel.from_pretrained(bundled_model_path())
+    model.encoder.layer = model.encoder.layer[:layers]
+    model.config.num_hidden_layers = layers
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(bundled_model_path()).save_pretrained(folder)
+    return folder
+
+
+def memory(folder: Path, sizes: list[int], dtype: str, seed: int, layers: int = 0) -> None:
     """Peak RSS of the whole `llmrec embed` command at each catalog size, and how it grows per
-    item beyond what reading the items alone takes (their ids and texts, which a run keeps)."""
+    item beyond what reading the items alone takes (their ids and texts, which a run keeps).
+    With `layers`, the bundled model is cut to its first layers (see `first_layers`)."""
+    model = first_layers(folder / "model", layers) if layers else None
+    which = f"the bundled model's first {layers} layer(s)" if layers else "the bundled model"
+    print(f"memory of a full embed ({dtype}, {which}), peak RSS of the whole command:", flush=True)
     runs = []
     for n in sizes:
         items, output = folder / f"memory-{n}.csv", folder / f"memory-{n}.parquet"
         write_items(items, product_texts(n, seed + 2))
-        run = run_command(embed_command(items, output, dtype))
+        command = embed_command(items, output, dtype) + (["--model", str(model)] if model else [])
+        run = run_command(command)
         run["read_kib"] = run_child(__file__, "read", str(items))["rss_kib"]
         runs.append(run)
         items.unlink()
         output.unlink()
-    print(f"memory of a full embed ({dtype}), peak RSS of the whole command:")
-    for n, run in zip(sizes, runs, strict=True):
         print(
             f"  {n:>9,} items  {run['rss_kib'] / 1024:6.0f} MiB  ({run['seconds']:.0f} s; "
-            f"reading the items alone {run['read_kib'] / 1024:.0f} MiB)"
+            f"reading the items alone {run['read_kib'] / 1024:.0f} MiB)",
+            flush=True,
         )
     (n0, first), (n1, last) = (sizes[0], runs[0]), (sizes[-1], runs[-1])
     growth = (last["rss_kib"] - first["rss_kib"]) * 1024 / (n1 - n0)
@@ -347,6 +367,12 @@ def main() -> int:
         help="catalog sizes of the memory runs (comma-separated; empty: none)",
     )
     parser.add_argument("--memory-only", action="store_true", help="only the memory runs")
+    parser.add_argument(
+        "--memory-layers",
+        type=int,
+        default=1,
+        help="memory runs with the bundled model cut to this many layers (0: all six)",
+    )
     parser.add_argument("--dtype", default="bfloat16", help="dtype of the re-embed/memory runs")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -366,7 +392,7 @@ def main() -> int:
             re_embed(folder, args.items, args.dtype, args.seed)
         sizes = [int(n) for n in args.memory_sizes.split(",") if n]
         if sizes:
-            memory(folder, sizes, args.dtype, args.seed)
+            memory(folder, sizes, args.dtype, args.seed, args.memory_layers)
     return 0
 
 
