@@ -201,6 +201,7 @@ def _encoding_actors() -> list[int]:
     return pids
 
 
+@pytest.mark.extended  # about a minute: make test-all
 def test_a_worker_killed_mid_embed_fails_the_run_in_one_line_or_is_retried(
     tmp_path, ray_address, tiny_bert
 ):
