@@ -131,7 +131,11 @@ def assert_same_table(folder: Path, local: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "fmt, text", [("parquet", ["--text", "{title} ({category}). {description}"]), ("csv", [])]
+    "fmt, text",
+    [
+        ("parquet", ["--text", "{title} ({category}). {description}"]),
+        pytest.param("csv", [], marks=pytest.mark.extended),  # make test-all
+    ],
 )
 def test_ray_reads_a_folder_of_shards_on_the_workers_into_the_local_engines_table(
     tmp_path, ray_address, tiny_bert, sample_items, fmt, text
@@ -159,7 +163,12 @@ def test_ray_reads_a_folder_of_shards_on_the_workers_into_the_local_engines_tabl
 
 
 @pytest.mark.parametrize(
-    "case, fmt", [("no column", "csv"), ("id twice", "parquet"), ("empty text", "csv")]
+    "case, fmt",
+    [
+        ("no column", "csv"),
+        ("id twice", "parquet"),
+        pytest.param("empty text", "csv", marks=pytest.mark.extended),  # make test-all
+    ],
 )
 def test_ray_reports_a_bad_folder_as_the_local_engine_and_writes_nothing(
     tmp_path, ray_address, tiny_bert, sample_items, case, fmt
