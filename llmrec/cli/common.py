@@ -262,22 +262,6 @@ def command(func: Callable) -> Callable:
     return app.command(name=func.__name__, epilog=epilog(func.__name__))(wrapper)
 
 
-@contextlib.contextmanager
-def progress(quiet: bool) -> Iterator[Progress]:
-    """A progress display on stderr, shown only on a terminal and never with --quiet."""
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        transient=True,
-        disable=quiet or not sys.stderr.isatty(),
-    )
-    with bar:
-        yield bar
-
-
 class BarProgress:
     """A verb's progress (`llmrec.api.Progress`) drawn as one task of a rich progress bar."""
 
@@ -293,8 +277,17 @@ class BarProgress:
 
 @contextlib.contextmanager
 def progress_of(quiet: bool, description: str) -> Iterator[BarProgress]:
-    """A progress bar for one verb (see `progress`)."""
-    with progress(quiet) as bar:
+    """A verb's progress bar on stderr, shown only on a terminal and never with --quiet."""
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=True,
+        disable=quiet or not sys.stderr.isatty(),
+    )
+    with bar:
         yield BarProgress(bar, description)
 
 

@@ -96,7 +96,3 @@ class ItemBlocks:
             yield a, b, slots[s][: b - a]
             scored[s] = torch.cuda.Event()
             scored[s].record(compute)
-
-    def rows(self, columns: torch.Tensor) -> torch.Tensor:
-        """The float32 vectors of the items in `columns` (any shape), on the device."""
-        return self.items[columns.cpu()].to(self.device)
