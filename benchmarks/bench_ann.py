@@ -82,7 +82,7 @@ def main() -> int:
     users, items = catalog(args.items, args.users)
     checked = np.sort(np.random.default_rng(0).choice(args.users, CHECKED, replace=False))
     start = time.perf_counter()
-    exact = np.concatenate([c.numpy() for *_, c in vector_top_k(users[checked], items, 10)])
+    exact = np.concatenate([c for *_, c in vector_top_k(users[checked], items, 10)])
     exact_per_user = (time.perf_counter() - start) / CHECKED
     with tempfile.TemporaryDirectory(prefix="llmrec-bench-ann-") as folder:
         work = Path(folder)

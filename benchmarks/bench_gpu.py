@@ -103,7 +103,7 @@ def rank(device: str, shapes: list[tuple[int, int]], dim: int = 384, k: int = 10
     for n_users, n_items in shapes:
         users, items = unit_rows(n_users, dim, 1), unit_rows(n_items, dim, 2)
         check = min(1000, n_users)
-        cpu = np.concatenate([c.numpy() for *_, c in vector_top_k(users[:check], items, k)])
+        cpu = np.concatenate([c for *_, c in vector_top_k(users[:check], items, k)])
         flops = 2 * n_users * n_items * dim
         for fast in (False, True):
             sync()

@@ -3,6 +3,8 @@ how much of a GPU's memory a stage may take for its blocks."""
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import TYPE_CHECKING
 
 from ..errors import ModelError
@@ -31,6 +33,12 @@ def pick_device(device: Device) -> Device:
             f"{flag('device')} mps: Apple MPS is not available here; use {flag('device')} cpu"
         )
     return device
+
+
+def may_have_cuda() -> bool:
+    """False where no CUDA GPU can be present, known without importing torch (seconds of start-
+    up): on Linux every NVIDIA GPU shows up as /dev/nvidiactl. Elsewhere, True: ask torch."""
+    return not sys.platform.startswith("linux") or os.path.exists("/dev/nvidiactl")
 
 
 def free_bytes(device: torch.device) -> int | None:

@@ -208,17 +208,26 @@ def _read_shard(path: str, meta: dict[str, str]) -> VectorTable:
 
 
 def _read_embeddings(parquet: pq.ParquetFile, path: str, dim: int) -> np.ndarray:
-    """The `embedding` column as one writable float32 matrix, filled a row group at a time so
-    that the Arrow copy never holds more than one group."""
+    """The `embedding` column as one writable float32 matrix, decoded by Arrow's threads a
+    batch at a time with little read-ahead, so that the Arrow copy stays a few batches."""
+    import pyarrow.dataset as ds
+
     field = parquet.schema_arrow.field("embedding").type
     if not pa.types.is_fixed_size_list(field) or field.list_size != dim:
         raise InputError(f"{path}: 'embedding' is not a list of {dim} floats as its metadata says")
     out = np.empty((parquet.metadata.num_rows, dim), dtype=np.float32)
     row = 0
-    for group in range(parquet.num_row_groups):
-        vectors = _group_embeddings(parquet, group, dim, path)
-        out[row : row + len(vectors)] = vectors
-        row += len(vectors)
+    batches = ds.dataset(path, format="parquet").to_batches(
+        columns=["embedding"], batch_size=ROW_GROUP_ROWS, batch_readahead=2, fragment_readahead=1
+    )
+    for batch in batches:
+        column = batch.column(0)
+        if column.null_count:
+            raise InputError(f"{path}: 'embedding' has empty rows; rebuild the table")
+        out[row : row + len(column)] = (
+            column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)
+        )
+        row += len(column)
     return out
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,10 +17,7 @@ from ..data.history import Seen
 from ..options import SearchOptions
 from .ann_index import open_index
 from .tiles import vector_top_k
-from .topk import exact_order
-
-if TYPE_CHECKING:
-    import torch
+from .topk import sorted_rows
 
 CANDIDATE_BYTES = 16  # per candidate of a block: faiss's distance and label, and our copies
 BLOCK_USERS = 16384  # users per faiss search, at most (progress is reported per block)
@@ -62,7 +58,7 @@ def ann_top_k(
     seen: Seen | None,
     budget_bytes: int,
     ann: Approximate,
-) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     """Yield (start, stop, values, columns) per block of users, as `vector_top_k` does, from the
     index `ann.search` names; excluded or missing entries are −inf. Fills `ann.report`."""
     search, report = ann.search, ann.report
@@ -94,14 +90,12 @@ def longest(seen: Seen | None, start: int, stop: int) -> int:
 def best_unseen(distances: np.ndarray, labels: np.ndarray, seen: Seen | None, start: int, k: int):
     """The k best candidates of each user that are not seen, ordered by (score desc, column
     asc); entries beyond a user's candidates are −inf (column 0)."""
-    import torch
-
     drop = labels < 0
     if seen is not None:
         drop |= is_seen(seen, start, labels)
-    values = torch.from_numpy(np.where(drop, -np.inf, distances).astype(np.float32))
-    columns = torch.from_numpy(np.where(labels < 0, 0, labels).astype(np.int64))
-    values, columns = exact_order(values, columns)
+    values = np.where(drop, -np.inf, distances).astype(np.float32)
+    columns = np.where(labels < 0, 0, labels).astype(np.int64)
+    values, columns = sorted_rows(values, columns)
     return values[:, :k], columns[:, :k]
 
 
@@ -140,15 +134,15 @@ class RecallCheck:
         if len(rows):
             subset = seen_of(seen, rows) if seen is not None else None
             for a, b, values, columns in vector_top_k(users[rows], items, k, seen=subset):
-                exact[a:b] = np.where(np.isfinite(values.numpy()), columns.numpy(), -1)
+                exact[a:b] = np.where(np.isfinite(values), columns, -1)
         return cls(rows, exact, np.zeros(len(rows), dtype=np.int64))
 
-    def observe(self, start: int, stop: int, columns: torch.Tensor, values: torch.Tensor) -> None:
+    def observe(self, start: int, stop: int, columns: np.ndarray, values: np.ndarray) -> None:
         """Count how much of each checked user's exact top-k the index found in [start, stop)."""
         lo, hi = np.searchsorted(self.rows, [start, stop])
         if hi == lo:
             return
-        got = np.where(np.isfinite(values.numpy()), columns.numpy(), -2)[self.rows[lo:hi] - start]
+        got = np.where(np.isfinite(values), columns, -2)[self.rows[lo:hi] - start]
         self.found[lo:hi] = (self.exact[lo:hi, :, None] == got[:, None, :]).any(axis=2).sum(axis=1)
 
     def recall(self) -> float | None:

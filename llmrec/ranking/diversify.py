@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 
-def diversify(values, columns, vectors, k: int, strength: float):
+
+def diversify(
+    values: np.ndarray, columns: np.ndarray, vectors: np.ndarray, k: int, strength: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Re-rank candidates by maximal marginal relevance, for a block of users at once.
 
     Greedily picks argmax (1 − λ)·rel − λ·max_{s∈picked} cos(item, s), where rel is each
     user's candidate score rescaled to [0, 1] and λ = `strength` (0 keeps the order).
-    Returns the picked (values, columns), k per user, in pick order.
+    Takes and returns numpy arrays: the picked (values, columns), k per user, in pick order.
     """
     import torch
 
+    values, columns = torch.from_numpy(values), torch.from_numpy(columns)
     valid = torch.isfinite(values)
     low = values.where(valid, torch.inf).min(dim=1, keepdim=True).values
     high = values.where(valid, -torch.inf).max(dim=1, keepdim=True).values
@@ -32,4 +37,4 @@ def diversify(values, columns, vectors, k: int, strength: float):
         closest = torch.maximum(closest, similarity[rows, pick])
     order = torch.stack(picks, dim=1)
     picked = values.gather(1, order).masked_fill(~torch.stack(found, dim=1), -torch.inf)
-    return picked, columns.gather(1, order)
+    return picked.numpy(), columns.gather(1, order).numpy()

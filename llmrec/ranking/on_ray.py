@@ -26,11 +26,9 @@ def top_k_on_ray(
     budget_bytes: int,
     fast: bool = False,
     options: RayOptions,
-) -> Iterator[tuple[int, int, object, object]]:
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     """`tiles.vector_top_k` with user blocks as Ray tasks: the same (start, stop, values,
     columns) blocks, in user order, computed with the same tile shapes."""
-    import torch
-
     _, tile_rows, _ = tile_plan(len(items), items.shape[1], k, fast, budget_bytes)
     with ray_session(options) as ray:
         workers = options.concurrency or max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -46,9 +44,9 @@ def top_k_on_ray(
             )
             if len(pending) < 2 * workers:
                 continue
-            yield _collect(ray, pending.popleft(), torch)
+            yield _collect(ray, pending.popleft())
         while pending:
-            yield _collect(ray, pending.popleft(), torch)
+            yield _collect(ray, pending.popleft())
 
 
 def _submit(task, users, items_ref, start, step, k, seen, budget_bytes, fast):
@@ -62,21 +60,22 @@ def _submit(task, users, items_ref, start, step, k, seen, budget_bytes, fast):
     return start, stop, ref
 
 
-def _collect(ray, pending, torch):
+def _collect(ray, pending):
     start, stop, ref = pending
     values, columns = ray_call(lambda: ray.get(ref))
     # ray.get gives read-only arrays; the copies are small (users × k)
-    return start, stop, torch.from_numpy(values.copy()), torch.from_numpy(columns.copy())
+    return start, stop, values.copy(), columns.copy()
 
 
 def _rank_block(users, items, k, seen, budget_bytes, fast):
     """One Ray task: the top-k of a block of users, as numpy arrays."""
-    import torch
+    if fast:
+        import torch
 
-    torch.set_num_threads(1)
+        torch.set_num_threads(1)
     with warnings.catch_warnings():  # the shared item matrix is read-only; nothing writes it
         warnings.simplefilter("ignore", UserWarning)
         parts = list(vector_top_k(users, items, k, seen=seen, budget_bytes=budget_bytes, fast=fast))
-    values = torch.cat([values for _, _, values, _ in parts]).numpy()
-    columns = torch.cat([columns for _, _, _, columns in parts]).numpy()
+    values = np.concatenate([values for _, _, values, _ in parts])
+    columns = np.concatenate([columns for _, _, _, columns in parts])
     return values, columns

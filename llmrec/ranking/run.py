@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.history import History, Seen
-from ..engine.device import pick_device
+from ..engine.device import may_have_cuda, pick_device
 from ..engine.ray import RayOptions
 from ..errors import InputError
 from ..io.atomic import open_output
@@ -86,10 +86,10 @@ def _frames(
         if diversity:
             values, columns = diversify(values, columns, diversity[1], k, diversity[0])
         values, columns = scorer.written_scores(start, stop, values, columns, not diversity)
-        frame = _block_frame(user_ids[start:stop], item_ids, values.numpy(), columns.numpy())
+        frame = _block_frame(user_ids[start:stop], item_ids, values, columns)
         if explainer is not None:
-            because = explainer.because(start, stop, columns.numpy())
-            frame["because"] = because[np.isfinite(values.numpy())]
+            because = explainer.because(start, stop, columns)
+            frame["because"] = because[np.isfinite(values)]
         yield frame
         if on_block:
             on_block(stop - start)
@@ -156,10 +156,12 @@ class RankResult:
 def rank_device(device: str, tiled: bool, on_ray: bool) -> str:
     """Where vector tiles are scored: `auto` is a CUDA GPU when there is one and the scores are
     plain dot products ranked in this process, else the CPU; an explicit `cuda` must exist."""
-    import torch
-
     if device == "auto":
-        return "cuda" if tiled and not on_ray and torch.cuda.is_available() else "cpu"
+        if not tiled or on_ray or not may_have_cuda():
+            return "cpu"
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and on_ray:
         raise InputError("--device cuda ranks in this process; not with --engine ray")
     return pick_device(device)

@@ -1,9 +1,10 @@
 """Vector scoring by tiles: a block of users × a block of items per matrix product.
 
 A running top-k per user is merged across item blocks, so neither the number of users nor of
-items bounds memory. Exact tiles score in float32 (`topk.product`). `fast` tiles score in
-bfloat16 and keep 3k candidates per user, which `Rescorer` re-scores in float32; users whose
-candidates are too close to call in bfloat16 are ranked again in float32.
+items bounds memory. Exact ranking on the CPU is numpy's alone (`blas_top_k`); the torch tiles
+here score on a GPU, in float32 (`topk.product`), or in bfloat16 (`fast`, on any device),
+keeping 3k candidates per user, which `Rescorer` re-scores in float32; users whose candidates
+are too close to call in bfloat16 are ranked again in float32.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..data.history import Seen
 from ..engine.device import free_bytes
+from .blas_top_k import blas_top_k
 from .item_blocks import ItemBlocks
 from .topk import (
     DEFAULT_BLOCK_BYTES,
@@ -74,15 +76,35 @@ def vector_top_k(
     budget_bytes: int = DEFAULT_BLOCK_BYTES,
     fast: bool = False,
     device: str = "cpu",
-) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
-    """Yield (start, stop, values, columns): the top-k items by dot product of each block of
-    users, ordered by (score desc, column asc), seen items −inf; k ≤ the number of items.
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """Yield (start, stop, values, columns) as numpy arrays: the top-k items by dot product of
+    each block of users, ordered by (score desc, column asc), seen items −inf; k ≤ the number
+    of items.
 
-    Exact by default. `fast` scores in bfloat16 and re-scores 3k candidates in float32 (see the
-    module docstring); the returned scores are always float32 dot products. Tiles are scored,
-    masked and searched on `device` ("cpu" or a CUDA device; see `item_blocks`), whose blocks
-    may take more memory than `budget_bytes` (`device_budget`); results come back to the host.
+    Exact by default: on the CPU through `blas_top_k` (numpy, no torch). `fast` scores in
+    bfloat16 and re-scores 3k candidates in float32 (see the module docstring); the returned
+    scores are always float32 dot products. Torch tiles are scored, masked and searched on
+    `device` ("cpu" or a CUDA device; see `item_blocks`), whose blocks may take more memory
+    than `budget_bytes` (`device_budget`); results come back to the host.
     """
+    if device == "cpu" and not fast:
+        return blas_top_k(users, items, k, seen=seen, budget_bytes=budget_bytes)
+    return torch_top_k(
+        users, items, k, seen=seen, budget_bytes=budget_bytes, fast=fast, device=device
+    )
+
+
+def torch_top_k(
+    users: np.ndarray,
+    items: np.ndarray,
+    k: int,
+    *,
+    seen: Seen | None = None,
+    budget_bytes: int = DEFAULT_BLOCK_BYTES,
+    fast: bool = False,
+    device: str = "cpu",
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """`vector_top_k` by torch tiles, on any device: what a GPU runs, and `fast` mode."""
     import torch
 
     where = torch.device(device)
@@ -101,7 +123,7 @@ def vector_top_k(
         values, columns = tiles.top_k(block.to(dtype), fetch, pairs)
         if fast:
             values, columns = rescore(block, values, columns, pairs)
-        yield start, stop, values.cpu(), columns.cpu()
+        yield start, stop, values.cpu().numpy(), columns.cpu().numpy()
 
 
 def device_budget(device: torch.device, budget_bytes: int) -> int:
@@ -268,7 +290,7 @@ def scored_top_k(
     k: int,
     seen: Seen | None,
     budget_bytes: int,
-) -> Iterator[tuple[int, int, torch.Tensor, torch.Tensor]]:
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     """Yield (start, stop, values, columns): the top-k of each block of users from any scorer,
     whose score block covers every item; seen items get −inf."""
     import torch
@@ -283,4 +305,4 @@ def scored_top_k(
             scores[torch.from_numpy(rows), torch.from_numpy(seen.indices[lo:hi])] = -torch.inf
         values, columns = top_k(scores, k)
         del scores
-        yield start, stop, values, columns
+        yield start, stop, values.numpy(), columns.numpy()

@@ -95,6 +95,12 @@ def merge_top_k(
     return values[:, :k], torch.cat([columns, more_columns], dim=1).gather(1, order[:, :k])
 
 
+def sorted_rows(values: np.ndarray, columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's entries re-ordered by (score desc, column asc): `exact_order` in numpy."""
+    order = np.lexsort((columns, -values), axis=1)
+    return np.take_along_axis(values, order, 1), np.take_along_axis(columns, order, 1)
+
+
 PAIR_BLOCK_VALUES = 1 << 22  # float64 products per block of `pair_scores`: 32 MiB
 
 

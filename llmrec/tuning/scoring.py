@@ -60,7 +60,7 @@ class InnerRanker:
             budget //= len(recipe.blend) + 1  # a score block per part, plus the sum (as rank)
         tops = self.scorer(recipe).top_k(n_users, n_items, kk, self.seen, budget)
         for start, stop, values, columns in tops:
-            found = (columns.numpy() == targets[start:stop, None]) & np.isfinite(values.numpy())
+            found = (columns == targets[start:stop, None]) & np.isfinite(values)
             hits[start:stop, :kk] = found
         return self.measure(hits, np.ones(n_users, dtype=np.int64), self.k)
 

@@ -16,7 +16,7 @@ from llmrec.options import RankOptions, SearchOptions
 from llmrec.ranking.ann import is_seen, seen_of
 from llmrec.ranking.item_blocks import ItemBlocks
 from llmrec.ranking.run import rank_to_file
-from llmrec.ranking.tiles import vector_top_k
+from llmrec.ranking.tiles import torch_top_k, vector_top_k
 
 faiss = pytest.importorskip("faiss")
 
@@ -49,7 +49,7 @@ def pairs(frame: pd.DataFrame) -> set[tuple[str, str]]:
 
 def stacked(blocks):
     parts = list(blocks)
-    return torch.cat([p[2] for p in parts]).numpy(), torch.cat([p[3] for p in parts]).numpy()
+    return np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts])
 
 
 # ---- tiles on a device: the code a GPU runs, with device="cpu" ----
@@ -60,9 +60,10 @@ def test_device_tiles_equal_the_plain_tiles_with_blocks_streamed_or_resident(fas
     users, items = clustered(3000, 200)
     seen = Seen(np.arange(0, 201, dtype=np.int64) * 3, np.arange(600, dtype=np.int64) % 3000)
     plain = stacked(vector_top_k(users, items, 10, seen=seen, fast=fast))
-    # a budget of one tile's worth: bfloat16 items are converted block by block, not resident
+    # torch's tiles, as on a GPU: a budget of one tile's worth converts bfloat16 items block by
+    # block rather than keeping them resident
     small = stacked(
-        vector_top_k(users, items, 10, seen=seen, fast=fast, budget_bytes=60_000, device="cpu")
+        torch_top_k(users, items, 10, seen=seen, fast=fast, budget_bytes=60_000, device="cpu")
     )
     np.testing.assert_array_equal(plain[1], small[1])
     np.testing.assert_array_equal(plain[0], small[0])

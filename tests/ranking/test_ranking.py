@@ -16,13 +16,13 @@ from llmrec.data.history import Seen
 from llmrec.errors import InputError
 from llmrec.io.vectors import VectorTable, check_compatible, write_vectors
 from llmrec.options import RankOptions
-from llmrec.ranking import tiles, topk
+from llmrec.ranking import blas_top_k, tiles, topk
 from llmrec.ranking import tiles as tiles_module
 from llmrec.ranking.run import rank_blocks, rank_to_file, write_rankings
 from llmrec.ranking.scorers import Scorer
 from llmrec.ranking.scorers.baselines import popularity_scorer, random_scorer
 from llmrec.ranking.scorers.vector import VectorScorer, vector_scorer
-from llmrec.ranking.tiles import vector_top_k
+from llmrec.ranking.tiles import torch_top_k, vector_top_k
 from llmrec.ranking.topk import block_rows, top_k
 
 
@@ -155,8 +155,8 @@ def test_diversify_prefers_a_different_second_item():
     from llmrec.ranking.diversify import diversify
 
     vectors = np.array([[1, 0], [0.99, 0.14], [0, 1]], dtype=np.float32)
-    values = torch.tensor([[0.9, 0.89, 0.5]])
-    columns = torch.tensor([[0, 1, 2]])
+    values = np.array([[0.9, 0.89, 0.5]], dtype=np.float32)
+    columns = np.array([[0, 1, 2]])
     kept_values, kept = diversify(values, columns, vectors, 2, 0.0)
     assert kept.tolist() == [[0, 1]]  # λ = 0: relevance order
     kept_values, kept = diversify(values, columns, vectors, 2, 0.5)
@@ -168,10 +168,10 @@ def test_diversify_skips_excluded_candidates():
     from llmrec.ranking.diversify import diversify
 
     vectors = np.eye(3, dtype=np.float32)
-    values = torch.tensor([[1.0, -torch.inf, 0.2]])
-    kept_values, kept = diversify(values, torch.tensor([[0, 1, 2]]), vectors, 3, 0.7)
+    values = np.array([[1.0, -np.inf, 0.2]], dtype=np.float32)
+    kept_values, kept = diversify(values, np.array([[0, 1, 2]]), vectors, 3, 0.7)
     assert kept.tolist()[0][:2] == [0, 2]
-    assert torch.isfinite(kept_values).tolist() == [[True, True, False]]  # nothing left: dropped
+    assert np.isfinite(kept_values).tolist() == [[True, True, False]]  # nothing left: dropped
 
 
 def test_recent_items_keep_each_users_latest_distinct_items():
@@ -218,12 +218,14 @@ def brute_force(users, items, k, seen=None):
     return np.take_along_axis(scores, order, 1), order
 
 
-def tiled(users, items, k, **options):
-    """vector_top_k's blocks stacked: (values, columns) of every user."""
-    blocks = list(vector_top_k(users, items, k, **options))
+def tiled(users, items, k, kernel=vector_top_k, **options):
+    """The blocks of `kernel` (vector_top_k or torch_top_k) stacked: (values, columns) of every
+    user."""
+    blocks = list(kernel(users, items, k, **options))
     assert [b[0] for b in blocks] == sorted(b[0] for b in blocks)  # in user order
     assert blocks[-1][1] == len(users)
-    return torch.cat([b[2] for b in blocks]).numpy(), torch.cat([b[3] for b in blocks]).numpy()
+    assert all(isinstance(b[2], np.ndarray) and b[3].dtype == np.int64 for b in blocks)
+    return np.concatenate([b[2] for b in blocks]), np.concatenate([b[3] for b in blocks])
 
 
 def random_seen(rng, n_users, n_items, most):
@@ -260,11 +262,17 @@ def test_tiles_equal_a_full_sort_with_ties_and_seen_items(
     seen = random_seen(rng, n_users, n_items, 6) if with_seen else None
     kk = min(k if rng.random() < 0.5 else k % 5 + 1, n_items)  # small k: grouped tiles
     expected = brute_force(users, items, kk, seen)
-    for fast in (False, True):  # integers are exact in bfloat16; ties make fast mode redo users
+    # numpy's exact kernel, torch's exact tiles (a GPU's code), and fast mode: integers are
+    # exact in bfloat16; ties make fast mode redo users
+    for kernel, fast in ((vector_top_k, False), (torch_top_k, False), (torch_top_k, True)):
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(tiles, "ITEM_BLOCK", step)
             patch.setattr(topk, "GROUPS", groups)
-            values, columns = tiled(users, items, kk, seen=seen, budget_bytes=budget, fast=fast)
+            patch.setattr(blas_top_k, "TILE_ITEMS", step)
+            patch.setattr(blas_top_k, "TILE_USERS", step % 7 + 1)
+            values, columns = tiled(
+                users, items, kk, kernel, seen=seen, budget_bytes=budget, fast=fast
+            )
         assert values.shape == (n_users, kk)
         assert_same_lists(values, columns, *expected)
 

@@ -13,6 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
+import numpy as np
+
 from ...data.history import Seen
 from ..tiles import scored_top_k
 
@@ -22,7 +24,8 @@ if TYPE_CHECKING:
     from ...engine.ray import RayOptions
     from ..ann import Approximate
 
-Tops = Iterator[tuple[int, int, "torch.Tensor", "torch.Tensor"]]  # (start, stop, values, columns)
+# (start, stop, values, columns): float32 and int64 numpy arrays of (stop − start) × k
+Tops = Iterator[tuple[int, int, np.ndarray, np.ndarray]]
 
 
 class Scorer(ABC):
@@ -52,7 +55,7 @@ class Scorer(ABC):
         return scored_top_k(self, n_users, n_items, k, seen, budget_bytes)
 
     def written_scores(
-        self, start: int, stop: int, values: torch.Tensor, columns: torch.Tensor, reorder: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, start: int, stop: int, values: np.ndarray, columns: np.ndarray, reorder: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The scores to write for the chosen items of users [start, stop): as chosen."""
         return values, columns

@@ -16,7 +16,7 @@ from ...io.vectors import VectorTable
 from ..ann import Approximate, ann_top_k
 from ..on_ray import top_k_on_ray
 from ..tiles import vector_top_k
-from ..topk import exact_order, pair_scores
+from ..topk import pair_scores, sorted_rows
 from . import Scorer, Tops
 
 if TYPE_CHECKING:
@@ -78,15 +78,13 @@ class VectorScorer(WideItems, Scorer):
         )
 
     def written_scores(
-        self, start: int, stop: int, values: torch.Tensor, columns: torch.Tensor, reorder: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self, start: int, stop: int, values: np.ndarray, columns: np.ndarray, reorder: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The scores to write for users [start, stop)'s chosen items (`pair_scores`), in
         (score desc, column asc) order if `reorder`; excluded entries (−inf) stay so."""
-        import torch
-
-        exact = pair_scores(self.users[start:stop], self.items, columns.numpy())
-        exact = torch.from_numpy(exact).masked_fill(~torch.isfinite(values), -torch.inf)
-        return exact_order(exact, columns) if reorder else (exact, columns)
+        exact = pair_scores(self.users[start:stop], self.items, columns)
+        exact[~np.isfinite(values)] = -np.inf
+        return sorted_rows(exact, columns) if reorder else (exact, columns)
 
 
 def vector_scorer(users: VectorTable, items: VectorTable) -> VectorScorer:
