@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from .data.history import History, map_encoded
 from .data.interactions import read_encoded_interactions
@@ -75,6 +74,8 @@ def pooled_vectors(
     only temporaries are a block's worth; rows whose total is 0 come out as zeros. Weights
     (CSR values) of None mean 1 each.
     """
+    import scipy.sparse as sp
+
     indptr, columns, values = rows
     n_users = len(indptr) - 1
     dense = np.ascontiguousarray(item_vectors, dtype=np.float32)

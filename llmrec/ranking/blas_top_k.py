@@ -40,13 +40,14 @@ def blas_top_k(
     a user's last rankable item are −inf (column 0). k ≤ the number of items.
 
     User tiles run on `threads` threads (default: as many as numpy's BLAS would use), each with
-    a one-thread BLAS, so that no core waits while another compares scores. Tiles shrink to fit
-    `budget_bytes` (per thread: scores and their mask) when it is smaller than one.
+    a one-thread BLAS, so that no core waits while another compares scores. Tiles shrink so that
+    every thread's scores and mask fit `budget_bytes` together.
     """
+    threads = max(1, threads or blas_threads())
     width = min(TILE_ITEMS, max(len(items), 1))
     rows = TILE_USERS
     if budget_bytes is not None:
-        rows = max(1, min(rows, budget_bytes // (width * 5)))
+        rows = max(1, min(rows, budget_bytes // (threads * width * 5)))
     spans = [(a, min(a + rows, len(users))) for a in range(0, len(users), rows)]
     buffers = threading.local()
 
@@ -60,7 +61,7 @@ def blas_top_k(
         )
         return a, b, values, columns
 
-    threads = min(threads or blas_threads(), len(spans))
+    threads = min(threads, len(spans))
     if threads <= 1:
         yield from (rank_tile(a, b) for a, b in spans)
         return

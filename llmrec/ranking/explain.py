@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from .scorers.item_to_item import ItemModel
 from .topk import DEFAULT_BLOCK_BYTES
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 
 @dataclass

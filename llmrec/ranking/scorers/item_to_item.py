@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from ...data.history import History
 from ...errors import InputError
@@ -27,6 +26,7 @@ from ..topk import DEFAULT_BLOCK_BYTES
 from . import Scorer
 
 if TYPE_CHECKING:
+    import scipy.sparse as sp
     import torch
 
 
@@ -99,6 +99,8 @@ MODELS = ("cooc", "ease")
 
 def interaction_matrix(history: History, n_items: int):
     """Binary users × items CSR matrix: 1 where the user interacted with the item."""
+    import scipy.sparse as sp
+
     matrix = sp.csr_matrix(
         (
             np.ones(len(history.item_index), dtype=np.float32),
@@ -116,6 +118,8 @@ def history_matrix(history: History, user_ids: np.ndarray, n_items: int, weights
 
     An item seen several times keeps its largest weight (its most recent, under decay).
     """
+    import scipy.sparse as sp
+
     rows = history.event_rows(user_ids)
     keep = (rows >= 0) & (weights != 0)
     order = np.lexsort((-weights[keep], history.item_index[keep], rows[keep]))
@@ -132,6 +136,8 @@ def item_popularity(history: History, n_items: int) -> np.ndarray:
 
 def cooccurrence(binary) -> sp.csr_matrix:
     """Cosine-normalised item co-occurrence S (items × items, sparse), diagonal zeroed."""
+    import scipy.sparse as sp
+
     counts = (binary.T @ binary).tocsr().astype(np.float32)
     norms = np.sqrt(counts.diagonal())
     norms[norms == 0] = 1
@@ -187,12 +193,16 @@ class ItemModel:
     def columns(self, items: np.ndarray) -> np.ndarray:
         """M[:, i] for each item i, as rows (len(items) × n_items): what each history item
         contributes to i. (Co-occurrence is symmetric, so its columns are its rows.)"""
+        import scipy.sparse as sp
+
         if sp.issparse(self.matrix):
             return np.asarray(self.matrix[items].toarray(), dtype=np.float32)
         return np.ascontiguousarray(self.matrix[:, items].T)
 
     def scores(self, rows) -> np.ndarray:
         """Dense (users × items) scores for a CSR block of user history rows."""
+        import scipy.sparse as sp
+
         result = rows @ self.matrix
         return np.asarray(result.toarray() if sp.issparse(result) else result, dtype=np.float32)
 
@@ -229,6 +239,8 @@ def fit_cached(
     cache_dir: str | None = None,
 ) -> ItemModel:
     """Fit a model, or load it from `cache_dir` when the same history was fitted before."""
+    import scipy.sparse as sp
+
     if not cache_dir:
         return fit(kind, history, item_ids, ease_lambda=ease_lambda)
 
