@@ -111,7 +111,7 @@ def rank(device: str, shapes: list[tuple[int, int]], dim: int = 384, k: int = 10
             kept = []  # the first `check` users' lists
             for start_row, _, _, columns in vector_top_k(users, items, k, fast=fast, device=device):
                 if start_row < check:
-                    kept.append(columns.numpy())
+                    kept.append(columns)
             sync()
             seconds = time.perf_counter() - start
             rows = np.concatenate(kept)[:check]

@@ -115,12 +115,12 @@ def run_torch(users, items):
 
 
 def run_llmrec(users, items, fast: bool = False):
-    import torch
+    import numpy as np
 
     from llmrec.ranking.tiles import vector_top_k
 
     blocks = vector_top_k(users, items, K, fast=fast)
-    return torch.cat([columns for _, _, _, columns in blocks]).numpy()
+    return np.concatenate([columns for _, _, _, columns in blocks])
 
 
 RUNS = {

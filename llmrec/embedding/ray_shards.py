@@ -13,6 +13,7 @@ write shards that the driver renames by their first row (`on_ray.name_shards`).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 
@@ -23,7 +24,14 @@ import pyarrow as pa
 from ..engine.ray import RayOptions, ray_call, ray_session
 from ..errors import LlmrecError
 from ..io.atomic import staged_folder
-from ..io.tables import csv_options, empty_value_error, first_empty, no_rows_error
+from ..io.shards import shard_schema
+from ..io.tables import (
+    check_last_quote,
+    csv_options,
+    empty_value_error,
+    first_empty,
+    no_rows_error,
+)
 from .encoder import Encoder
 from .on_ray import actor_load, block_rows, default_workers, encode_on_pool, name_shards, path_runs
 from .run import EmbedRun, vector_meta
@@ -67,7 +75,7 @@ def check_block(batch: pa.Table, plan: ShardPlan) -> pa.Table:
     """On a worker: what the driver needs to check a block of rows, one row per shard in it."""
     paths = batch.column("path").to_numpy(zero_copy_only=False)
     out: dict[str, list] = {key: [] for key in ("file", "rows", "empty_id", "empty_text")}
-    out.update(empty_text_id=[], ids=[], texts=[])
+    out.update(empty_text_id=[], ids=[], texts=[], last_row=[])
     for start, stop in path_runs(paths):
         ids, texts = shard_texts(batch.slice(start, stop - start), plan, paths[start])
         empty = (texts == "").to_numpy(dtype=bool)
@@ -78,6 +86,8 @@ def check_block(batch: pa.Table, plan: ShardPlan) -> pa.Table:
         out["empty_text_id"].append(str(ids.iloc[out["empty_text"][-1]]) if empty.any() else "")
         out["ids"].append(row_hashes(ids).tobytes())
         out["texts"].append(row_hashes(texts).tobytes())
+        last = {name: batch.column(name)[stop - 1].as_py() for name in plan.needed}
+        out["last_row"].append(json.dumps(last))
     types = {"ids": pa.large_binary(), "texts": pa.large_binary()}
     return pa.table({key: pa.array(values, types.get(key)) for key, values in out.items()})
 
@@ -104,6 +114,8 @@ def check_on_ray(ray, plan: ShardPlan) -> tuple[np.ndarray, int]:
     counts = np.bincount(shard, weights=rows, minlength=len(plan.files)).astype(np.int64)
     if (counts == 0).any():
         raise no_rows_error(plan.files[int(np.argmin(counts))], WHAT)
+    if plan.fmt != "parquet":
+        check_last_quotes(plan, shard, summary.column("last_row").to_pylist(), counts)
     spots = RowSpots(plan.files, counts)
     starts = np.concatenate([[0], np.cumsum(rows)[:-1]])
     row, _ = _first(starts, summary.column("empty_id").to_numpy())
@@ -117,6 +129,19 @@ def check_on_ray(ray, plan: ShardPlan) -> tuple[np.ndarray, int]:
         raise empty_text_error(*spots(row), plan.id_col, item, plan.columns)
     text_hashes = np.frombuffer(b"".join(summary.column("texts").to_pylist()), dtype=np.uint64)
     return id_hashes, len(np.unique(text_hashes))
+
+
+def check_last_quotes(
+    plan: ShardPlan, shard: np.ndarray, last_rows: list[str], counts: np.ndarray
+) -> None:
+    """Fail, as the local engine does, on a CSV shard that ends inside an open quote: the last
+    row of each shard (from its last block) is checked against the end of its file."""
+    for index, file in enumerate(plan.files):
+        last_column = shard_schema(file, plan.fmt).names[-1]
+        if last_column in plan.needed:
+            block = int(np.flatnonzero(shard == index)[-1])
+            value = json.loads(last_rows[block])[last_column]
+            check_last_quote(file, value, int(counts[index]))
 
 
 def _first(starts: np.ndarray, offsets: np.ndarray) -> tuple[int, int]:

@@ -255,6 +255,18 @@ def _check_last_quote(path: str, open_source: Callable[[], pa.NativeFile], table
     if table.num_rows == 0 or table.num_columns == 0:
         return
     value = table.column(table.num_columns - 1)[-1].as_py()
+    _check_open_quote(path, open_source, value, table.num_rows)
+
+
+def check_last_quote(path: str, value: object, rows: int) -> None:
+    """`_check_last_quote` for a CSV file parsed elsewhere (on a Ray worker): `value` is its
+    last row's last value as parsed, and `rows` its number of rows."""
+    _check_open_quote(path, _input_opener(path, table_format(path)[1]), value, rows)
+
+
+def _check_open_quote(
+    path: str, open_source: Callable[[], pa.NativeFile], value: object, rows: int
+) -> None:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)  # a quoted number is still inferred as a number
     if not isinstance(value, str) or not value:
@@ -262,7 +274,7 @@ def _check_last_quote(path: str, open_source: Callable[[], pa.NativeFile], table
     opened = ('"' + value.replace('"', '""')).rstrip("\r\n").encode()
     if _tail(open_source, len(opened) + 8).rstrip(b"\r\n").endswith(opened):
         raise InputError(
-            f"{path_label(path)}: row {table.num_rows} opens a quote that is never closed; "
+            f"{path_label(path)}: row {rows} opens a quote that is never closed; "
             'close it (a quote inside a quoted value is written "")'
         )
 

@@ -168,21 +168,32 @@ def test_ray_reads_a_folder_of_shards_on_the_workers_into_the_local_engines_tabl
         ("no column", "csv"),
         ("id twice", "parquet"),
         pytest.param("empty text", "csv", marks=pytest.mark.extended),  # make test-all
+        pytest.param("open quote", "csv", marks=pytest.mark.extended),
+        pytest.param("not UTF-8", "csv", marks=pytest.mark.extended),
     ],
 )
 def test_ray_reports_a_bad_folder_as_the_local_engine_and_writes_nothing(
     tmp_path, ray_address, tiny_bert, sample_items, case, fmt
 ):
-    """A missing column is seen in the shards' headers on the driver; an id in two shards and
-    an empty text by the workers. Either way: the local engine's one line, exit 2."""
+    """A missing column is seen in the shards' headers on the driver; an id in two shards, an
+    empty text, a quote left open at a shard's end and a shard that is not UTF-8 by the workers. Either way: the local engine's
+    one line, exit 2."""
     frame = pd.read_csv(sample_items, dtype=str)
     if case == "id twice":
         frame.loc[27, "item_id"] = frame.loc[2, "item_id"]  # part-2 row 3 = part-10 row 3
     elif case == "empty text":
         frame.loc[41, ["title", "description"]] = None  # part-9 row 12
+    elif case == "open quote":  # the last shard's last value, in a column read, never closes
+        frame = frame[["item_id", "category", "title", "description"]]
     folder = write_shards(tmp_path / "items", frame, fmt)
     if case == "no column":
         frame.iloc[25:30].drop(columns="description").to_csv(f"{folder}/part-2.csv", index=False)
+    elif case == "open quote":
+        with open(f"{folder}/part-9.csv", "a") as handle:
+            handle.write('Z1,toys,Kite,"A kite, with a tail\n')
+    elif case == "not UTF-8":
+        with open(f"{folder}/part-2.csv", "ab") as handle:
+            handle.write(b"Z2,Caf\xe9 table,Latin-1 text,furniture\n")
     with pytest.raises(InputError) as local:
         read_items(str(folder))
     result = ray_embed(folder, tmp_path / "out", ray_address, "--model", tiny_bert)
