@@ -26,7 +26,8 @@ demo: install
 # `make test` runs the suite on 2 workers (pytest-xdist, a test file per worker at a time: the
 # Ray tests, all in one file, share one Ray on one worker while the other worker runs the rest),
 # leaving out the tests marked `extended` (long robustness checks: random kills, batch and
-# thread independence of the bundled model, AVX2 kernels, more Ray shapes, every --help
+# thread independence of the bundled model, AVX2 kernels, more Ray shapes, the in-memory ranx
+# cross-check, concurrent writers, embedding reuse and training resume checks, every --help
 # example) to stay within 8 minutes on 2 cores. `make test-all` runs them too, and then, alone
 # on the machine, the tests marked `serial` (processes killed by the clock; all of them are
 # extended). Exit status 5 (nothing collected) of one run is no failure, as the other may have

@@ -178,6 +178,7 @@ def test_ctrl_c_exits_130_in_one_line_and_keeps_finished_chunks(tmp_path, tiny_b
     assert [p.name for p in tmp_path.glob(".*.tmp")] == []
 
 
+@pytest.mark.extended  # make test-all: keeps make test within 8 minutes
 def test_concurrent_runs_on_one_output_end_with_one_complete_file(
     tmp_path, tiny_bert, sample_items, sample_interactions
 ):

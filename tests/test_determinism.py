@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import run_cli
 
 
@@ -33,6 +35,7 @@ def pipeline(tmp_path, name, items_csv, history, heldout, model, batch_size):
     return items, users, rankings, report
 
 
+@pytest.mark.extended  # make test-all: keeps make test within 8 minutes
 def test_repeated_runs_and_other_batch_sizes_give_byte_identical_outputs(
     tmp_path, tiny_bert, sample_items, sample_interactions
 ):

@@ -140,6 +140,7 @@ def test_re_embedding_encodes_only_new_and_changed_texts(tiny_bert, sample_items
     assert "P999" in read_vectors(str(out)).ids and "P021" not in read_vectors(str(out)).ids
 
 
+@pytest.mark.extended  # make test-all: keeps make test within 8 minutes
 def test_reuse_needs_the_same_model_and_settings(tiny_bert, tiny_gpt2, sample_items, tmp_path):
     out = tmp_path / "items.parquet"
     embed_file(sample_items, out, "--model", str(tiny_bert))

@@ -285,6 +285,7 @@ def warm_ranx():
 # --- the cross-check -------------------------------------------------------------------------
 
 
+@pytest.mark.extended  # make test-all: keeps make test within 8 minutes
 @settings(max_examples=25, deadline=None)
 @given(case=cases())
 def test_llmrec_matches_ranx_and_trec_eval(case, warm_ranx):

@@ -88,6 +88,7 @@ def synthetic_history(path: Path, item_ids: list[str], users: int = 400, length:
     ).to_csv(path, index=False)
 
 
+@pytest.mark.extended  # make test-all: keeps make test within 8 minutes
 def test_a_killed_run_resumes_to_the_weights_of_an_unbroken_one(tmp_path, tiny_items):
     history = tmp_path / "history.csv"
     ids = pd.read_parquet(tiny_items, columns=["item_id"])["item_id"].tolist()
@@ -116,6 +117,7 @@ def test_a_killed_run_resumes_to_the_weights_of_an_unbroken_one(tmp_path, tiny_i
     assert not checkpoint.parent.exists()
 
 
+@pytest.mark.extended  # make test-all: keeps make test within 8 minutes
 def test_rank_by_the_model_from_history_or_profiles_gives_the_same_bytes(
     tmp_path, trained, tiny_items, sample_interactions
 ):
@@ -174,6 +176,7 @@ def test_bad_model_options_give_one_line_and_no_output(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.extended  # make test-all: keeps make test within 8 minutes
 @pytest.mark.slow
 def test_an_item_added_after_training_reaches_phone_buyers_by_its_text(
     tmp_path, sample_embedded, sample_items, sample_interactions
