@@ -40,7 +40,8 @@ def blas_top_k(
     a user's last rankable item are −inf (column 0). k ≤ the number of items.
 
     User tiles run on `threads` threads (default: as many as numpy's BLAS would use), each with
-    a one-thread BLAS, so that no core waits while another compares scores. Tiles shrink so that
+    a one-thread BLAS, so that no core waits while another compares scores (numpy's BLAS keeps
+    to one thread in this whole process until the last block is taken). Tiles shrink so that
     every thread's scores and mask fit `budget_bytes` together.
     """
     threads = max(1, threads or blas_threads())
@@ -55,7 +56,7 @@ def blas_top_k(
         if not hasattr(buffers, "scores"):
             buffers.scores = np.empty(rows * width, dtype=np.float32)
             buffers.mask = np.empty(rows * width, dtype=bool)
-        seen_here = _seen_rows(seen, a, b)
+        seen_here = seen_pairs(seen, a, b)
         values, columns = _user_tile(
             users[a:b], items, k, seen_here, width, buffers.scores, buffers.mask
         )
@@ -166,8 +167,9 @@ def key_columns(keys: np.ndarray) -> np.ndarray:
     return np.where(keys == EMPTY, 0, keys & 0x7FFFFFFF)
 
 
-def _seen_rows(seen: Seen | None, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    """(row in the tile, column) of every seen item of users [start, stop), sorted by column."""
+def seen_pairs(seen: Seen | None, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row in the block, column) of every seen item of users [start, stop), sorted by column:
+    what `_mask_seen` sets to −inf, tile by tile."""
     if seen is None:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     counts = np.diff(seen.indptr[start : stop + 1])

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..data.history import Seen
 from ..engine.device import free_bytes
-from .blas_top_k import blas_top_k
+from .blas_top_k import blas_top_k, seen_pairs
 from .item_blocks import ItemBlocks
 from .topk import (
     DEFAULT_BLOCK_BYTES,
@@ -119,7 +119,7 @@ def torch_top_k(
     for start in range(0, len(users), rows):
         stop = min(start + rows, len(users))
         block = torch.from_numpy(users[start:stop]).to(where)
-        pairs = _seen_pairs(seen, start, stop)
+        pairs = seen_pairs(seen, start, stop)
         values, columns = tiles.top_k(block.to(dtype), fetch, pairs)
         if fast:
             values, columns = rescore(block, values, columns, pairs)
@@ -181,17 +181,6 @@ class Tiles:
                 columns += a
                 best = (values, columns) if best is None else merge_top_k(*best, values, columns, k)
         return best
-
-
-def _seen_pairs(seen: Seen | None, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-    """(row in block, column) of every seen item of users [start, stop), sorted by column."""
-    if seen is None:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    counts = np.diff(seen.indptr[start : stop + 1])
-    rows = np.repeat(np.arange(stop - start), counts)
-    columns = np.asarray(seen.indices[seen.indptr[start] : seen.indptr[stop]], dtype=np.int64)
-    order = np.argsort(columns, kind="stable")
-    return rows[order], columns[order]
 
 
 def _mask_seen(tile: torch.Tensor, seen: tuple[np.ndarray, np.ndarray], a: int, b: int) -> None:
